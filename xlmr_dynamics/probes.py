@@ -1,0 +1,854 @@
+"""Probes over frozen features: every layer and every seed trained in one jitted step.
+
+This module owns generic probing: features, labels and (optionally) word-pair indices in, fitted
+probes and metrics out. It knows nothing about UD, XNLI or the model; `tasks.py` builds labels and
+pairs, the lead's extraction builds features.
+
+Two probe families share one result type, `ProbeFit`:
+
+* SGD probes (`fit_probes`): a linear softmax probe (default) or a one-hidden-layer MLP, trained
+  with Adam(W) on minibatches. All `L` layers and `S` seeds are trained together: parameters carry
+  leading `[L, S]` axes, the per-probe loss is `jax.vmap`-ed over seeds and layers, and one epoch
+  is one `lax.scan` over minibatches inside one jitted call (dispatch is paid once per epoch, not
+  once per step). Model selection on dev happens inside the same jitted call: after the epoch every
+  (layer, seed) probe is scored on dev and its best parameters are kept with `jnp.where`.
+* Closed-form ridge (`fit_ridge`): least squares to +-1 one-hot targets with an unpenalised bias,
+  all layers at once; every L2 strength of a grid is solved from one eigendecomposition per layer
+  (idea from big_vision's `fewshot_lsr.py`, re-implemented) and the strength is chosen on dev.
+
+Inputs. Features `x` are float32 or bfloat16 `[L, N, D]` (numpy or jax). They are put on the
+device once, as they are (a bf16 array stays bf16); each minibatch is gathered and cast to float32
+on device, so no float32 copy of a bf16 array is ever made. Examples address feature rows through
+an index: by default example n is row n; `rows` (int `[M]`) picks rows; `pairs` (int `[M, 2]`)
+makes example m the pair feature `[h_i; h_j; h_i * h_j]` (i, j = pairs[m]), built per minibatch on
+device so no `[L, M, 3D]` array is materialised.
+
+Limits: single device (no sharding of the probe step); the whole feature array must fit in device
+(host, on CPU) memory once; ridge accumulates `X^T X` in float32 on device and solves in float64 on
+the host, so its cost grows with the cube of the (pair) feature size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = [
+    "FeatureError",
+    "ProbeConfig",
+    "ProbeFit",
+    "evaluate",
+    "fit_probes",
+    "fit_ridge",
+    "pair_features",
+    "predict_probes",
+    "check_features",
+]
+
+_PROBE_KINDS = ("linear", "mlp", "ridge")
+
+
+class FeatureError(ValueError):
+    """Features contain NaN/Inf (e.g. a diverged checkpoint).
+
+    Attributes:
+        layers: sorted list of layer indices (into the feature array's first axis) that are bad.
+        name: which argument was bad (e.g. "train_x").
+    """
+
+    def __init__(self, name: str, layers: list[int]):
+        self.name = name
+        self.layers = list(layers)
+        super().__init__(
+            f"{name} has non-finite values (NaN/Inf) in layers {self.layers}; "
+            "skip these (checkpoint, layer) units"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    """Probe hyperparameters. Defaults follow method.md section 2 (the paper's are OPEN).
+
+    Attributes:
+        probe: "linear" (softmax regression, default), "mlp" (one ReLU hidden layer) or "ridge"
+            (closed form, see `fit_ridge`; used by `tasks.run_probe_task`).
+        hidden_size: MLP hidden width (ignored unless probe == "mlp").
+        learning_rate: Adam learning rate.
+        batch_size: minibatch size. The last minibatch of an epoch is partial and masked; no
+            example is dropped.
+        max_epochs: upper bound on epochs.
+        patience: early stopping: stop once no (layer, seed) probe improved its dev accuracy for
+            this many epochs. Only used with a dev set; without one all `max_epochs` run and the
+            final parameters are returned.
+        weight_decay: decoupled (AdamW) weight decay on weights (not biases); 0 = plain Adam.
+        seeds: probe seeds. Seed s fixes the initialisation and the minibatch order of the probes
+            of seed s. The order is shared by all layers (so layers differ only in features); each
+            seed has its own permutation per epoch.
+        max_train: cap on training examples (a fixed random subset, the same for every seed and
+            layer, drawn with `subsample_seed`); None = all.
+        subsample_seed: seed of the `max_train` subset.
+        standardize: standardise each feature dimension per layer with the mean/std of the
+            training rows (computed once, applied per minibatch on device; for pairs it is applied
+            to h_i and h_j before building the pair feature). Helps Adam on raw transformer
+            features, whose dimensions differ in scale by orders of magnitude.
+        eval_batch_size: rows per chunk when predicting (bounds memory to about
+            `L * eval_batch_size * (3)D` floats).
+        ridge_l2s: L2 grid for the ridge probe (objective `mean ||XW + b - Y||^2 + l2 ||W||^2`
+            on standardised features, so the grid is independent of N); chosen per layer on dev.
+    """
+
+    probe: str = "linear"
+    hidden_size: int = 256
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 50
+    patience: int = 3
+    weight_decay: float = 0.0
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    max_train: int | None = None
+    subsample_seed: int = 0
+    standardize: bool = True
+    eval_batch_size: int = 2048
+    ridge_l2s: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+    def __post_init__(self):
+        if self.probe not in _PROBE_KINDS:
+            raise ValueError(f"ProbeConfig.probe must be one of {_PROBE_KINDS}, got {self.probe!r}")
+        for name in ("hidden_size", "batch_size", "max_epochs", "patience", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ProbeConfig.{name} must be a positive int, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"ProbeConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"ProbeConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"ProbeConfig.seeds must be non-empty and distinct, got {self.seeds}")
+        if not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"ProbeConfig.seeds must be non-negative ints, got {self.seeds}")
+        if self.max_train is not None and (not isinstance(self.max_train, int) or self.max_train < 1):
+            raise ValueError(f"ProbeConfig.max_train must be None or >= 1, got {self.max_train}")
+        if not self.ridge_l2s or not all(l2 >= 0 for l2 in self.ridge_l2s):
+            raise ValueError(f"ProbeConfig.ridge_l2s must be non-empty and >= 0, got {self.ridge_l2s}")
+        # Normalise to tuples so the config stays hashable when built from lists.
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "ridge_l2s", tuple(float(v) for v in self.ridge_l2s))
+
+
+@dataclasses.dataclass
+class ProbeFit:
+    """Fitted probes for all layers and seeds.
+
+    Attributes:
+        params: dict of jax arrays with leading `[L, S]` axes: linear {"w": [L,S,Din,C],
+            "b": [L,S,C]}; mlp adds {"w1": [L,S,Din,H], "b1": [L,S,H]} before "w", "b" ([H,C]).
+        kind: "linear", "mlp" or "ridge" (ridge params have the linear layout, S = 1).
+        num_classes: C.
+        seeds: seed per S index.
+        pair: True if inputs were pair features (Din = 3D).
+        mean, scale: float32 `[L, D]` standardisation (x - mean) * scale, or None.
+        best_epoch: int `[L, S]` epoch whose parameters were kept (0-based).
+        dev_accuracy: float `[E, L, S]` dev accuracy after each epoch (E = epochs run; empty
+            without dev).
+        train_loss: float `[E, L, S]` mean training loss per epoch.
+        epochs_run: number of epochs trained.
+        info: method-specific extras (ridge: "l2" `[L]`, "l2_grid", "dev_accuracy_grid" `[L, K]`).
+    """
+
+    params: dict[str, Any]
+    kind: str
+    num_classes: int
+    seeds: tuple[int, ...]
+    pair: bool
+    mean: Any
+    scale: Any
+    best_epoch: np.ndarray
+    dev_accuracy: np.ndarray
+    train_loss: np.ndarray
+    epochs_run: int
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- input handling
+
+
+def _as_device_features(x, name: str) -> jax.Array:
+    """Puts `[L, N, D]` float features on the device once, keeping their dtype."""
+    if x is None:
+        raise ValueError(f"{name} is None")
+    dtype = jnp.dtype(x.dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name} must be float32/bfloat16 [L, N, D], got dtype {dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"{name} must have shape [L, N, D], got {tuple(x.shape)}")
+    if x.shape[0] < 1 or x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"{name} has an empty axis: {tuple(x.shape)}")
+    return x if isinstance(x, jax.Array) else jax.device_put(x)
+
+
+def _example_index(num_rows: int, rows, pairs, name: str) -> np.ndarray:
+    """Returns int32 `[M, K]` row indices per example (K = 1 for rows, 2 for pairs)."""
+    if rows is not None and pairs is not None:
+        raise ValueError(f"{name}: pass rows or pairs, not both")
+    if pairs is not None:
+        idx = np.asarray(pairs)
+        if idx.ndim != 2 or idx.shape[1] != 2:
+            raise ValueError(f"{name}_pairs must be int [M, 2], got shape {idx.shape}")
+    elif rows is not None:
+        idx = np.asarray(rows)
+        if idx.ndim != 1:
+            raise ValueError(f"{name}_rows must be int [M], got shape {idx.shape}")
+        idx = idx[:, None]
+    else:
+        return np.arange(num_rows, dtype=np.int32)[:, None]
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} indices must be integers, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_rows):
+        bad = int(np.argmax((idx < 0).any(1) | (idx >= num_rows).any(1)))
+        raise ValueError(
+            f"{name} index out of range [0, {num_rows}) at example {bad}: {idx[bad].tolist()}"
+        )
+    return idx.astype(np.int32)
+
+
+def _check_labels(y, num_examples: int, num_classes: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != num_examples:
+        raise ValueError(f"{name} must be int [{num_examples}], got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        bad = int(np.argmax((y < 0) | (y >= num_classes)))
+        raise ValueError(f"{name}[{bad}] = {y[bad]} is outside [0, {num_classes})")
+    return y.astype(np.int32)
+
+
+def _pad_index(idx: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:
+    """Pads `[M, K]` with -1 rows to a multiple of `multiple`; returns (padded, M)."""
+    m = idx.shape[0]
+    total = max(multiple, -(-m // multiple) * multiple)
+    out = np.full((total, idx.shape[1]), -1, np.int32)
+    out[:m] = idx
+    return out, m
+
+
+# ----------------------------------------------------------------------------- features on device
+
+
+def _normalize(h_l_d, mean, scale):
+    """Casts gathered features to float32 and standardises them.
+
+    Args:
+        h_l_d: `[L, ..., D]` gathered features (any float dtype).
+        mean, scale: `[L, D]` float32, or None for no standardisation.
+    """
+    h = h_l_d.astype(jnp.float32)
+    if mean is None:
+        return h
+    shape = (mean.shape[0],) + (1,) * (h.ndim - 2) + (mean.shape[1],)
+    return (h - mean.reshape(shape)) * scale.reshape(shape)
+
+
+def pair_features(x, idx, mean=None, scale=None):
+    """Builds example features on device from a row or pair index.
+
+    Args:
+        x: `[L, N, D]` features (float32 or bfloat16).
+        idx: int `[..., K]` row indices; K = 1: the row itself; K = 2: `[h_i; h_j; h_i * h_j]`.
+            Negative entries are treated as row 0 (callers mask those examples).
+        mean, scale: optional `[L, D]` standardisation, applied to h_i and h_j.
+
+    Returns:
+        float32 `[L, ..., D]` (K = 1) or `[L, ..., 3D]` (K = 2).
+    """
+    safe = jnp.maximum(idx, 0)
+    h_i = _normalize(x[:, safe[..., 0]], mean, scale)
+    if idx.shape[-1] == 1:
+        return h_i
+    h_j = _normalize(x[:, safe[..., 1]], mean, scale)
+    return jnp.concatenate([h_i, h_j, h_i * h_j], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("chunk",))
+def _chunk_moments(x, idx_chunks, *, chunk: int):
+    """Per-chunk count, mean, M2 and non-finite count of the rows in `idx_chunks`.
+
+    Args:
+        x: `[L, N, D]`.
+        idx_chunks: int `[T, chunk]` row indices, -1 = padding.
+
+    Returns:
+        counts `[T]`, means `[T, L, D]`, m2 `[T, L, D]`, nonfinite `[L]` (all float32 except the
+        int32 non-finite count).
+    """
+    del chunk
+
+    def body(bad_l, ids):
+        valid = (ids >= 0).astype(jnp.float32)  # [c]
+        h = x[:, jnp.maximum(ids, 0)].astype(jnp.float32)  # [L, c, D]
+        finite = jnp.isfinite(h)
+        bad_l = bad_l + jnp.sum(~finite & (valid[None, :, None] > 0), axis=(1, 2), dtype=jnp.int32)
+        h = jnp.where(finite, h, 0.0) * valid[None, :, None]
+        n = jnp.sum(valid)
+        mean = jnp.sum(h, axis=1) / jnp.maximum(n, 1.0)  # [L, D]
+        dev = (h - mean[:, None, :]) * valid[None, :, None]
+        return bad_l, (n, mean, jnp.sum(dev * dev, axis=1))
+
+    bad, (counts, means, m2) = jax.lax.scan(body, jnp.zeros((x.shape[0],), jnp.int32), idx_chunks)
+    return counts, means, m2, bad
+
+
+def _row_moments(x, rows: np.ndarray, name: str, chunk: int = 4096):
+    """Mean/std per layer over `rows` (float64, Chan's parallel merge) and a finiteness check.
+
+    Raises:
+        FeatureError: if any of the rows has NaN/Inf; names the layers.
+    """
+    rows = np.unique(rows)
+    chunk = int(min(chunk, max(1, rows.shape[0])))
+    padded, _ = _pad_index(rows[:, None].astype(np.int32), chunk)
+    counts, means, m2, bad = jax.device_get(
+        _chunk_moments(x, jnp.asarray(padded[:, 0].reshape(-1, chunk)), chunk=chunk)
+    )
+    bad_layers = np.nonzero(bad)[0].tolist()
+    if bad_layers:
+        raise FeatureError(name, bad_layers)
+    counts = counts.astype(np.float64)
+    mean = np.zeros(means.shape[1:], np.float64)
+    m2_total = np.zeros(means.shape[1:], np.float64)
+    n_total = 0.0
+    for n_c, mean_c, m2_c in zip(counts, means.astype(np.float64), m2.astype(np.float64)):
+        if n_c == 0:
+            continue
+        delta = mean_c - mean
+        n_new = n_total + n_c
+        mean = mean + delta * (n_c / n_new)
+        m2_total = m2_total + m2_c + delta**2 * (n_total * n_c / n_new)
+        n_total = n_new
+    std = np.sqrt(m2_total / max(n_total, 1.0))
+    return mean, std
+
+
+def check_features(x, *, rows=None, pairs=None, name: str = "x") -> None:
+    """Raises `FeatureError` naming the layers of `x` [L, N, D] with NaN/Inf in the used rows."""
+    x = _as_device_features(x, name)
+    idx = _example_index(x.shape[1], rows, pairs, name)
+    _row_moments(x, idx.reshape(-1), name)
+
+
+def _standardizer(x, idx: np.ndarray, cfg: ProbeConfig, name: str):
+    mean, std = _row_moments(x, idx.reshape(-1), name)
+    if not cfg.standardize:
+        return None, None
+    scale = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-12), 1.0)
+    return jnp.asarray(mean, jnp.float32), jnp.asarray(scale, jnp.float32)
+
+
+# ----------------------------------------------------------------------------- single probe
+
+
+def _init_one(key, din: int, num_classes: int, kind: str, hidden: int):
+    """Initialises one probe like torch `nn.Linear` (uniform +-1/sqrt(fan_in))."""
+
+    def dense(k, fan_in, fan_out):
+        kw, kb = jax.random.split(k)
+        bound = 1.0 / np.sqrt(fan_in)
+        w = jax.random.uniform(kw, (fan_in, fan_out), jnp.float32, -bound, bound)
+        b = jax.random.uniform(kb, (fan_out,), jnp.float32, -bound, bound)
+        return w, b
+
+    if kind == "mlp":
+        k1, k2 = jax.random.split(key)
+        w1, b1 = dense(k1, din, hidden)
+        w, b = dense(k2, hidden, num_classes)
+        return {"w1": w1, "b1": b1, "w": w, "b": b}
+    w, b = dense(key, din, num_classes)
+    return {"w": w, "b": b}
+
+
+def _logits_one(params, h_bd):
+    """Logits of one probe. h_bd: float32 `[B, Din]` -> `[B, C]`."""
+    if "w1" in params:
+        h_bd = jax.nn.relu(h_bd @ params["w1"] + params["b1"][None, :])
+    return h_bd @ params["w"] + params["b"][None, :]
+
+
+def _loss_one(params, h_bd, y_b, mask_b):
+    """Mean cross-entropy of one probe over the valid examples of a minibatch."""
+    logits = _logits_one(params, h_bd)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_b)
+    return jnp.sum(ce * mask_b) / jnp.maximum(jnp.sum(mask_b), 1.0)
+
+
+# Over seeds: features, labels and mask differ per seed (own minibatch order).
+# Over layers: labels and mask are shared (the order is shared across layers).
+_grad_ls = jax.vmap(
+    jax.vmap(jax.value_and_grad(_loss_one), in_axes=(0, 0, 0, 0)), in_axes=(0, 0, None, None)
+)
+# Prediction: one feature chunk per layer, shared by all seeds.
+_logits_ls = jax.vmap(jax.vmap(_logits_one, in_axes=(0, None)), in_axes=(0, 0))
+
+
+def _optimizer(cfg: ProbeConfig) -> optax.GradientTransformation:
+    if cfg.weight_decay > 0:
+        return optax.adamw(
+            cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            mask=lambda p: {k: k.startswith("w") for k in p},
+        )
+    return optax.adam(cfg.learning_rate)
+
+
+def _static_cfg(cfg: ProbeConfig) -> ProbeConfig:
+    """The fields that shape the compiled step; others (seeds, epochs, caps) do not recompile."""
+    return dataclasses.replace(cfg, seeds=(0,), max_epochs=1, patience=1, max_train=None)
+
+
+# ----------------------------------------------------------------------------- jitted steps
+
+
+def _predict_chunks(params, x, idx_tk, mean, scale):
+    """Predicted classes for all probes. idx_tk: int `[T, chunk, K]` -> int32 `[L, S, T*chunk]`."""
+
+    def body(_, ids):
+        h = pair_features(x, ids, mean, scale)  # [L, chunk, Din]
+        logits = _logits_ls(params, h)  # [L, S, chunk, C]
+        return None, jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    _, pred = jax.lax.scan(body, None, idx_tk)  # [T, L, S, chunk]
+    pred = jnp.moveaxis(pred, 0, 2)
+    return pred.reshape(pred.shape[0], pred.shape[1], -1)
+
+
+@jax.jit
+def _predict_jit(params, x, idx_tk, mean, scale):
+    return _predict_chunks(params, x, idx_tk, mean, scale)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "has_dev"), donate_argnames=("state",))
+def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev, *, cfg, has_dev):
+    """One epoch for all (layer, seed) probes, then dev model selection.
+
+    Args:
+        state: dict(params, opt, best_params, best_acc [L,S], best_epoch [L,S]).
+        epoch: int32 scalar (0-based).
+        seed_keys: `[S]` typed PRNG keys (one per seed).
+        x: `[L, N, D]` train features; idx: int `[M, K]`; y: int `[M]`.
+        train_ids: int `[M_used]` examples to train on (after `max_train`).
+        mean, scale: `[L, D]` or None.
+        dev: (x_dev, idx_dev [T, chunk, K], y_dev [T*chunk] (-1 = padding)) or None.
+
+    Returns:
+        (state, train_loss [L, S], dev_acc [L, S], improved [L, S]).
+    """
+    tx = _optimizer(cfg)
+    b = cfg.batch_size
+    m_used = train_ids.shape[0]
+    steps = -(-m_used // b)
+
+    def permute(key):
+        key = jax.random.fold_in(jax.random.fold_in(key, 1), epoch)
+        perm = jax.random.permutation(key, train_ids)
+        return jnp.concatenate([perm, jnp.full((steps * b - m_used,), -1, perm.dtype)])
+
+    order = jax.vmap(permute)(seed_keys).reshape(-1, steps, b).transpose(1, 0, 2)  # [steps, S, B]
+
+    def step(carry, ids_sb):
+        params, opt, loss_sum = carry
+        mask = (ids_sb >= 0).astype(jnp.float32)  # [S, B]
+        safe = jnp.maximum(ids_sb, 0)
+        h = pair_features(x, idx[safe], mean, scale)  # [L, S, B, Din]
+        loss, grads = _grad_ls(params, h, y[safe], mask)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes python floats and int counts
+            updates, opt = tx.update(grads, opt, params)
+            params = optax.apply_updates(params, updates)
+        # Per-example weighting so the epoch loss is the mean over examples.
+        return (params, opt, loss_sum + loss * jnp.sum(mask, axis=1)[None, :]), None
+
+    s_count = seed_keys.shape[0]
+    l_count = x.shape[0]
+    init = (state["params"], state["opt"], jnp.zeros((l_count, s_count), jnp.float32))
+    (params, opt, loss_sum), _ = jax.lax.scan(step, init, order)
+    train_loss = loss_sum / jnp.float32(m_used)
+
+    if has_dev:
+        x_dev, idx_dev, y_dev = dev
+        pred = _predict_chunks(params, x_dev, idx_dev, mean, scale)  # [L, S, Mpad]
+        valid = (y_dev >= 0)[None, None, :]
+        correct = jnp.sum((pred == y_dev[None, None, :]) & valid, axis=-1)
+        dev_acc = correct.astype(jnp.float32) / jnp.maximum(
+            jnp.sum(y_dev >= 0).astype(jnp.float32), 1.0)
+        improved = dev_acc > state["best_acc"]
+    else:
+        dev_acc = jnp.zeros((l_count, s_count), jnp.float32)
+        improved = jnp.ones((l_count, s_count), bool)
+
+    def keep(new, old):
+        cond = improved.reshape(improved.shape + (1,) * (new.ndim - 2))
+        return jnp.where(cond, new, old)
+
+    state = {
+        "params": params,
+        "opt": opt,
+        "best_params": jax.tree.map(keep, params, state["best_params"]),
+        "best_acc": jnp.where(improved, dev_acc, state["best_acc"]),
+        "best_epoch": jnp.where(improved, epoch, state["best_epoch"]),
+    }
+    return state, train_loss, dev_acc, improved
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def _dev_inputs(x_dev, y_dev, pairs, rows, num_classes, chunk, mean, scale):
+    x_dev = _as_device_features(x_dev, "dev_x")
+    idx = _example_index(x_dev.shape[1], rows, pairs, "dev")
+    y = _check_labels(y_dev, idx.shape[0], num_classes, "dev_y")
+    _row_moments(x_dev, idx.reshape(-1), "dev_x")
+    chunk = int(min(chunk, max(1, idx.shape[0])))
+    idx_p, m = _pad_index(idx, chunk)
+    y_p = np.full((idx_p.shape[0],), -1, np.int32)
+    y_p[:m] = y
+    return x_dev, jnp.asarray(idx_p.reshape(-1, chunk, idx.shape[1])), jnp.asarray(y_p)
+
+
+def fit_probes(
+    train_x,
+    train_y,
+    num_classes: int,
+    *,
+    cfg: ProbeConfig = ProbeConfig(),
+    dev_x=None,
+    dev_y=None,
+    train_pairs=None,
+    dev_pairs=None,
+    train_rows=None,
+    dev_rows=None,
+) -> ProbeFit:
+    """Trains one SGD probe per (layer, seed), all at once.
+
+    Args:
+        train_x: float32/bfloat16 `[L, N, D]` features.
+        train_y: int `[M]` labels in [0, num_classes); M = N unless rows/pairs are given.
+        num_classes: C.
+        cfg: hyperparameters (`cfg.probe` "linear" or "mlp"; "ridge" is redirected to
+            `fit_ridge`).
+        dev_x, dev_y: optional dev features `[L, N', D]` and labels; enable model selection
+            (best dev accuracy per (layer, seed)) and early stopping.
+        train_pairs, dev_pairs: optional int `[M, 2]`: example m is `[h_i; h_j; h_i*h_j]`.
+        train_rows, dev_rows: optional int `[M]`: example m is row rows[m].
+
+    Returns:
+        `ProbeFit` with params `[L, S, ...]`.
+
+    Raises:
+        FeatureError: NaN/Inf in the used rows of train_x or dev_x (names the layers).
+        ValueError: malformed shapes, labels or indices.
+    """
+    if cfg.probe == "ridge":
+        return fit_ridge(
+            train_x, train_y, num_classes, cfg=cfg, dev_x=dev_x, dev_y=dev_y,
+            train_pairs=train_pairs, dev_pairs=dev_pairs, train_rows=train_rows, dev_rows=dev_rows,
+        )
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if (dev_x is None) != (dev_y is None):
+        raise ValueError("pass both dev_x and dev_y, or neither")
+    x = _as_device_features(train_x, "train_x")
+    idx = _example_index(x.shape[1], train_rows, train_pairs, "train")
+    y = _check_labels(train_y, idx.shape[0], num_classes, "train_y")
+    if idx.shape[0] == 0:
+        raise ValueError("no training examples")
+    is_pair = idx.shape[1] == 2
+
+    train_ids = np.arange(idx.shape[0], dtype=np.int32)
+    if cfg.max_train is not None and cfg.max_train < idx.shape[0]:
+        rng = np.random.default_rng(cfg.subsample_seed)
+        train_ids = np.sort(rng.choice(idx.shape[0], cfg.max_train, replace=False)).astype(np.int32)
+    mean, scale = _standardizer(x, idx[train_ids], cfg, "train_x")
+
+    has_dev = dev_x is not None
+    dev = None
+    if has_dev:
+        dev = _dev_inputs(dev_x, dev_y, dev_pairs, dev_rows, num_classes, cfg.eval_batch_size,
+                          mean, scale)
+        if dev[0].shape[0] != x.shape[0] or dev[0].shape[2] != x.shape[2]:
+            raise ValueError(f"dev_x shape {dev[0].shape} does not match train_x {x.shape}")
+        if dev[1].shape[-1] != idx.shape[1]:
+            raise ValueError("train and dev must both use pairs or both not")
+
+    num_layers = x.shape[0]
+    din = x.shape[2] * (3 if is_pair else 1)
+    seed_keys = jax.vmap(jax.random.key)(jnp.asarray(cfg.seeds, jnp.uint32))
+    init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
+    one = jax.vmap(lambda k: _init_one(k, din, num_classes, cfg.probe, cfg.hidden_size))(init_keys)
+    # Every layer of seed s starts from the same init, so a layer trained alone (same seed) matches.
+    params = jax.tree.map(lambda a: jnp.broadcast_to(a[None], (num_layers,) + a.shape) + 0.0, one)
+    s_count = len(cfg.seeds)
+    state = {
+        "params": params,
+        "opt": _optimizer(cfg).init(params),
+        "best_params": jax.tree.map(jnp.copy, params),
+        "best_acc": jnp.full((num_layers, s_count), -1.0, jnp.float32),
+        "best_epoch": jnp.zeros((num_layers, s_count), jnp.int32),
+    }
+    static = _static_cfg(cfg)
+    idx_d, y_d, ids_d = jnp.asarray(idx), jnp.asarray(y), jnp.asarray(train_ids)
+    losses, accs = [], []
+    last_improved = -1
+    epoch = 0
+    for epoch in range(cfg.max_epochs):
+        state, loss, acc, improved = _train_epoch(
+            state, jnp.int32(epoch), seed_keys, x, idx_d, y_d, ids_d, mean, scale, dev,
+            cfg=static, has_dev=has_dev,
+        )
+        losses.append(loss)
+        accs.append(acc)
+        if has_dev:
+            if bool(jnp.any(improved)):
+                last_improved = epoch
+            elif epoch - last_improved >= cfg.patience:
+                break
+    epochs_run = epoch + 1
+    losses = np.asarray(jax.device_get(jnp.stack(losses)))
+    dev_curve = np.asarray(jax.device_get(jnp.stack(accs))) if has_dev else np.zeros((0, num_layers, s_count))
+    return ProbeFit(
+        params=state["best_params"],
+        kind=cfg.probe,
+        num_classes=num_classes,
+        seeds=cfg.seeds,
+        pair=is_pair,
+        mean=mean,
+        scale=scale,
+        best_epoch=np.asarray(state["best_epoch"]),
+        dev_accuracy=dev_curve,
+        train_loss=losses,
+        epochs_run=epochs_run,
+    )
+
+
+def predict_probes(fit: ProbeFit, x, pairs=None, *, rows=None, batch_size: int = 2048) -> np.ndarray:
+    """Predicted class of every probe for every example, in chunks of `batch_size`.
+
+    Args:
+        fit: from `fit_probes` or `fit_ridge`.
+        x: `[L, N, D]` features (same L and D as training).
+        pairs: int `[M, 2]` if the probes were trained on pairs; rows: optional int `[M]`.
+
+    Returns:
+        int32 `[L, S, M]`.
+
+    Raises:
+        FeatureError: NaN/Inf in the used rows of x.
+    """
+    x = _as_device_features(x, "x")
+    idx = _example_index(x.shape[1], rows, pairs, "x")
+    if (idx.shape[1] == 2) != fit.pair:
+        raise ValueError(
+            f"probes were trained {'with' if fit.pair else 'without'} pairs; "
+            f"predict_probes got pairs={'given' if pairs is not None else 'None'}"
+        )
+    w_shape = fit.params["w1" if "w1" in fit.params else "w"].shape
+    din = x.shape[2] * (3 if fit.pair else 1)
+    if x.shape[0] != w_shape[0] or din != w_shape[2]:
+        raise ValueError(f"x shape {tuple(x.shape)} does not match probes (L={w_shape[0]}, Din={w_shape[2]})")
+    m = idx.shape[0]
+    if m == 0:
+        return np.zeros((w_shape[0], w_shape[1], 0), np.int32)
+    _row_moments(x, idx.reshape(-1), "x")
+    chunk = int(min(batch_size, m))
+    idx_p, _ = _pad_index(idx, chunk)
+    pred = _predict_jit(fit.params, x, jnp.asarray(idx_p.reshape(-1, chunk, idx.shape[1])),
+                        fit.mean, fit.scale)
+    return np.asarray(jax.device_get(pred))[:, :, :m]
+
+
+def evaluate(pred, y, num_classes: int, mask=None) -> dict[str, np.ndarray]:
+    """Accuracy and macro-F1 of predictions.
+
+    Macro-F1 averages per-class F1 over the classes that occur in the gold labels or the
+    predictions (scikit-learn's `f1_score(average="macro")` convention).
+
+    Args:
+        pred: int `[..., M]` predictions (e.g. `[L, S, M]`).
+        y: int `[M]` gold labels in [0, num_classes).
+        num_classes: C.
+        mask: optional bool `[M]`; only True examples count.
+
+    Returns:
+        {"accuracy": float64 `[...]`, "macro_f1": float64 `[...]`}.
+    """
+    pred = np.asarray(pred)
+    y = np.asarray(y)
+    if pred.shape[-1] != y.shape[0]:
+        raise ValueError(f"pred has {pred.shape[-1]} examples, y has {y.shape[0]}")
+    keep = np.ones(y.shape, bool) if mask is None else np.asarray(mask, bool)
+    lead = pred.shape[:-1]
+    p = pred.reshape(-1, pred.shape[-1])[:, keep].astype(np.int64)
+    g = y[keep].astype(np.int64)
+    n = g.shape[0]
+    acc = np.empty(p.shape[0])
+    f1 = np.empty(p.shape[0])
+    for r in range(p.shape[0]):  # cheap: bincount per probe
+        conf = np.bincount(p[r] * num_classes + g, minlength=num_classes * num_classes)
+        conf = conf.reshape(num_classes, num_classes)  # [pred, gold]
+        tp = np.diag(conf).astype(np.float64)
+        pred_n = conf.sum(1)
+        gold_n = conf.sum(0)
+        present = (pred_n + gold_n) > 0
+        denom = pred_n + gold_n
+        f1_c = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        acc[r] = tp.sum() / n if n else np.nan
+        f1[r] = f1_c[present].mean() if present.any() else np.nan
+    return {"accuracy": acc.reshape(lead), "macro_f1": f1.reshape(lead)}
+
+
+# ----------------------------------------------------------------------------- ridge
+
+
+@jax.jit
+def _ridge_moments(x, idx_tk, y_tk, mean, scale, num_classes_arr):
+    """Accumulates sum z, sum z z^T, sum z y^T, sum y over examples (float32, per layer).
+
+    Args:
+        idx_tk: int `[T, chunk, K]` (-1 = padding); y_tk: int `[T, chunk]`.
+        num_classes_arr: `[C]` dummy array giving C statically.
+    """
+    c = num_classes_arr.shape[0]
+
+    def body(acc, inp):
+        ids, ys = inp
+        valid = (ids[:, 0] >= 0).astype(jnp.float32)
+        z = pair_features(x, ids, mean, scale) * valid[None, :, None]  # [L, chunk, Din]
+        t = (2.0 * jax.nn.one_hot(ys, c, dtype=jnp.float32) - 1.0) * valid[:, None]  # +-1 targets
+        s_z, g, b, s_t = acc
+        return (
+            s_z + jnp.sum(z, axis=1),
+            g + jnp.einsum("lnd,lne->lde", z, z),
+            b + jnp.einsum("lnd,nc->ldc", z, t),
+            s_t + jnp.sum(t, axis=0),
+        ), None
+
+    din = x.shape[2] * (3 if idx_tk.shape[-1] == 2 else 1)
+    L = x.shape[0]
+    init = (
+        jnp.zeros((L, din), jnp.float32),
+        jnp.zeros((L, din, din), jnp.float32),
+        jnp.zeros((L, din, c), jnp.float32),
+        jnp.zeros((c,), jnp.float32),
+    )
+    out, _ = jax.lax.scan(body, init, (idx_tk, y_tk))
+    return out
+
+
+def fit_ridge(
+    train_x,
+    train_y,
+    num_classes: int,
+    *,
+    cfg: ProbeConfig = ProbeConfig(probe="ridge"),
+    dev_x=None,
+    dev_y=None,
+    train_pairs=None,
+    dev_pairs=None,
+    train_rows=None,
+    dev_rows=None,
+    chunk: int = 2048,
+) -> ProbeFit:
+    """Closed-form ridge probes for all layers; the L2 strength is chosen per layer on dev.
+
+    Per layer, with standardised features z (or pair features), +-1 one-hot targets t and an
+    unpenalised bias, minimise `(1/M) sum ||z W + b - t||^2 + l2 ||W||^2`. Centering removes the
+    bias: with mu = mean z, G = (1/M) sum (z-mu)(z-mu)^T = Q diag(e) Q^T and
+    B = (1/M) sum (z-mu)(t-tbar)^T, `W(l2) = Q diag(1/(e + l2)) Q^T B` and `b = tbar - mu W`.
+    One `eigh` per layer serves every l2 of `cfg.ridge_l2s`; only `Q^T B` is rescaled.
+    Deterministic: no seeds (the returned fit has S = 1, seeds = (0,)).
+
+    Args:
+        train_x, train_y, num_classes, dev_*, train_pairs, dev_pairs, *_rows: as `fit_probes`.
+        cfg: uses `ridge_l2s`, `standardize`, `max_train`, `subsample_seed`.
+        chunk: examples per accumulation step (bounds memory to `L * chunk * Din` floats).
+
+    Returns:
+        `ProbeFit` (kind "ridge", params {"w": [L,1,Din,C], "b": [L,1,C]}); `info` holds
+        "l2" `[L]`, "l2_grid" and "dev_accuracy_grid" `[L, K]`.
+
+    Raises:
+        ValueError: several l2 values but no dev set; malformed inputs. FeatureError: NaN/Inf.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if (dev_x is None) != (dev_y is None):
+        raise ValueError("pass both dev_x and dev_y, or neither")
+    l2s = np.asarray(cfg.ridge_l2s, np.float64)
+    if dev_x is None and l2s.shape[0] > 1:
+        raise ValueError("fit_ridge needs dev_x/dev_y to choose among several ridge_l2s; "
+                         "pass a dev set or a single l2")
+    x = _as_device_features(train_x, "train_x")
+    idx = _example_index(x.shape[1], train_rows, train_pairs, "train")
+    y = _check_labels(train_y, idx.shape[0], num_classes, "train_y")
+    if cfg.max_train is not None and cfg.max_train < idx.shape[0]:
+        rng = np.random.default_rng(cfg.subsample_seed)
+        keep = np.sort(rng.choice(idx.shape[0], cfg.max_train, replace=False))
+        idx, y = idx[keep], y[keep]
+    m = idx.shape[0]
+    if m == 0:
+        raise ValueError("no training examples")
+    mean, scale = _standardizer(x, idx, cfg, "train_x")
+    chunk = int(min(chunk, m))
+    idx_p, _ = _pad_index(idx, chunk)
+    y_p = np.zeros((idx_p.shape[0],), np.int32)
+    y_p[:m] = y
+    s_z, g, b, s_t = jax.device_get(_ridge_moments(
+        x, jnp.asarray(idx_p.reshape(-1, chunk, idx.shape[1])), jnp.asarray(y_p.reshape(-1, chunk)),
+        mean, scale, jnp.zeros((num_classes,), jnp.float32),
+    ))
+    mu = s_z.astype(np.float64) / m  # [L, Din]
+    tbar = s_t.astype(np.float64) / m  # [C]
+    g_c = g.astype(np.float64) / m - np.einsum("ld,le->lde", mu, mu)
+    b_c = b.astype(np.float64) / m - np.einsum("ld,c->ldc", mu, tbar)
+    evals, evecs = np.linalg.eigh(g_c)  # [L, Din], [L, Din, Din]
+    evals = np.maximum(evals, 0.0)  # clip round-off negatives of a PSD matrix
+    qtb = np.einsum("lde,ldc->lec", evecs, b_c)  # Q^T B
+    w_k = np.einsum("lde,lke,lec->lkdc", evecs, 1.0 / (evals[:, None, :] + l2s[None, :, None]), qtb)
+    b_k = tbar[None, None, :] - np.einsum("ld,lkdc->lkc", mu, w_k)
+    params_k = {"w": jnp.asarray(w_k, jnp.float32), "b": jnp.asarray(b_k, jnp.float32)}
+
+    num_layers = x.shape[0]
+    grid_acc = np.zeros((num_layers, l2s.shape[0]))
+    if dev_x is not None:
+        fit_k = ProbeFit(params_k, "ridge", num_classes, tuple(range(l2s.shape[0])),
+                         idx.shape[1] == 2, mean, scale, np.zeros((num_layers, 1), np.int32),
+                         np.zeros((0, num_layers, 1)), np.zeros((0, num_layers, 1)), 0)
+        dev_y = np.asarray(dev_y)
+        pred = predict_probes(fit_k, dev_x, dev_pairs, rows=dev_rows, batch_size=cfg.eval_batch_size)
+        grid_acc = evaluate(pred, _check_labels(dev_y, pred.shape[-1], num_classes, "dev_y"),
+                            num_classes)["accuracy"]
+    # Ties go to the strongest regularisation (largest l2).
+    order = np.argsort(-l2s, kind="stable")
+    best = order[np.argmax(grid_acc[:, order], axis=1)]  # [L]
+    take = jnp.asarray(best)[:, None]
+    params = {
+        "w": jnp.take_along_axis(params_k["w"], take[:, :, None, None], axis=1),
+        "b": jnp.take_along_axis(params_k["b"], take[:, :, None], axis=1),
+    }
+    return ProbeFit(
+        params=params,
+        kind="ridge",
+        num_classes=num_classes,
+        seeds=(0,),
+        pair=idx.shape[1] == 2,
+        mean=mean,
+        scale=scale,
+        best_epoch=np.zeros((num_layers, 1), np.int32),
+        dev_accuracy=grid_acc[np.arange(num_layers), best][None, :, None],
+        train_loss=np.zeros((0, num_layers, 1)),
+        epochs_run=0,
+        info={"l2": l2s[best], "l2_grid": l2s, "dev_accuracy_grid": grid_acc},
+    )
