@@ -36,6 +36,7 @@ setup(
             "pytest>=8",
             "torch==2.13.0",
             "scikit-learn>=1.5",
+            "omegaconf>=2.3",  # only to build fairseq-style `cfg` fixtures; loading never imports it
         ],
     },
     entry_points={"console_scripts": ["xlmr-dynamics=xlmr_dynamics.cli:main"]},

@@ -292,6 +292,11 @@ class Encoder:
         return hidden_states(self.params, input_ids, attention_mask, cfg=self.config)
 
     def mlm_logits(self, input_ids, attention_mask):
+        if self.metadata.get("has_mlm_head") is False:
+            raise ValueError(
+                f"{self.metadata.get('source', 'this checkpoint')} has no MLM head (e.g. an HF "
+                "XLMRobertaModel); hidden_states works, mlm_logits needs XLMRobertaForMaskedLM weights"
+            )
         return mlm_logits(self.params, input_ids, attention_mask, cfg=self.config)
 
     def with_dtype(self, dtype: str) -> "Encoder":
