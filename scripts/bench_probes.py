@@ -1,0 +1,202 @@
+"""Benchmark: POS probes for all layers x seeds, vmapped JAX vs one-probe-at-a-time loops.
+
+Setting: EWT-train-sized word features (default 120k words, D = 768, 13 layers, 5 seeds, 17
+UPOS classes). Real extracted features don't exist yet, so features are random Gaussians with a
+planted linear signal whose strength varies by layer; labels are the real UPOS tags of
+UD_English-EWT train (first `--n-words` words). Every run trains for a fixed number of epochs
+(no dev, no early stopping), batch 64, Adam lr 1e-3.
+
+Compared, in the same process:
+  * jax_vmapped: `probes.fit_probes` on all L x S probes (one jitted epoch per call).
+  * jax_loop: the same `fit_probes`, called once per (layer, seed) on `x[l:l+1]`.
+  * torch_loop: the Liu et al. / jiant style loop: per (layer, seed), a torch DataLoader over a
+    TensorDataset (shuffle, batch 64), nn.Linear, Adam, cross-entropy.
+The two loops are timed on `--loop-probes` (layer, seed) units and their throughput is
+extrapolated (their cost is linear in the number of probes). Throughput = probe-epochs per
+second (probes trained x epochs / wall seconds). JAX timings exclude compilation (a warm-up run
+compiles; its time is reported as compile_s).
+
+Run: python scripts/bench_probes.py [--epochs 2] [--n-words 120000] [--loop-probes 2]
+The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from xlmr_dynamics import probes
+
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+        "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+EWT_TRAIN = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ud"
+             / "UD_English-EWT" / "en_ewt-ud-train.conllu")
+
+
+def read_upos(path: Path) -> np.ndarray:
+    """UPOS indices of the word lines of a CoNLL-U file (skips multiword ranges, empty nodes)."""
+    index = {t: i for i, t in enumerate(UPOS)}
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            cols = line.rstrip("\n").split("\t")
+            if "-" in cols[0] or "." in cols[0]:
+                continue
+            out.append(index[cols[3]])
+    return np.asarray(out, np.int32)
+
+
+def make_features(y: np.ndarray, layers: int, dim: int, num_classes: int, seed: int) -> np.ndarray:
+    """float32 [L, N, D]: unit Gaussian noise + a layer-dependent multiple of a class embedding."""
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((num_classes, dim), dtype=np.float32) / np.sqrt(dim)
+    x = np.empty((layers, y.shape[0], dim), np.float32)
+    for l in range(layers):
+        x[l] = rng.standard_normal((y.shape[0], dim), dtype=np.float32)
+        x[l] += (0.5 + 2.0 * l / max(layers - 1, 1)) * emb[y] * np.float32(np.sqrt(dim) / 4)
+    return x
+
+
+def maxrss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def torch_loop(x, y, units, *, epochs, batch_size, lr, num_classes):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    y_t = torch.from_numpy(y.astype(np.int64))
+    t0 = time.perf_counter()
+    for layer, seed in units:
+        torch.manual_seed(seed)
+        loader = DataLoader(TensorDataset(torch.from_numpy(x[layer]), y_t), batch_size=batch_size,
+                            shuffle=True)
+        model = torch.nn.Linear(x.shape[2], num_classes)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--n-words", type=int, default=120_000)
+    ap.add_argument("--layers", type=int, default=13)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--loop-probes", type=int, default=2,
+                    help="(layer, seed) units timed for each sequential baseline")
+    ap.add_argument("--bf16", action="store_true", help="store features as bfloat16")
+    ap.add_argument("--shared-order", action="store_true",
+                    help="ProbeConfig(shuffle_per_seed=False): one minibatch order for all seeds")
+    args = ap.parse_args()
+
+    y_all = read_upos(EWT_TRAIN)
+    y = y_all[: args.n_words]
+    num_classes = len(UPOS)
+    t0 = time.perf_counter()
+    x = make_features(y, args.layers, args.dim, num_classes, seed=0)
+    print(f"features {x.shape} {x.dtype} (bf16 for JAX: {args.bf16}) ({x.nbytes / 2**30:.2f} GiB) in "
+          f"{time.perf_counter() - t0:.1f}s; EWT train words {y_all.shape[0]}", flush=True)
+    rss_after_features = maxrss_gb()
+
+    # Sequential units spread over layers and seeds.
+    units = [(int(l), int(s)) for l, s in zip(
+        np.linspace(0, args.layers - 1, args.loop_probes).round(), range(args.loop_probes))]
+    units = [(l, s % args.seeds) for l, s in units]
+    n_probes = args.layers * args.seeds
+
+    # torch first: once JAX's CPU thread pool is up, torch on the same 2 cores slows ~4x.
+    torch_s = torch_loop(x, y, units, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=1e-3, num_classes=num_classes)
+    torch_tp = len(units) * args.epochs / torch_s
+    print(f"torch loop: {len(units)} probes in {torch_s:.1f}s -> {torch_tp:.2f} probe-epochs/s",
+          flush=True)
+
+    if args.bf16:
+        x = x.astype(jax.numpy.bfloat16)
+    cfg = probes.ProbeConfig(batch_size=args.batch_size, max_epochs=args.epochs,
+                             seeds=tuple(range(args.seeds)),
+                             shuffle_per_seed=not args.shared_order)
+
+    # JAX vmapped: warm-up (compiles the epoch and statistics steps), then timed run.
+    x_dev = jax.device_put(x)
+    t0 = time.perf_counter()
+    probes.fit_probes(x_dev, y, num_classes, cfg=dataclass_replace(cfg, max_epochs=1))
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit = probes.fit_probes(x_dev, y, num_classes, cfg=cfg)
+    jax.block_until_ready(fit.params)
+    vmapped_s = time.perf_counter() - t0
+    vmapped_tp = n_probes * args.epochs / vmapped_s
+    print(f"jax vmapped: {n_probes} probes x {args.epochs} epochs in {vmapped_s:.1f}s "
+          f"(+{compile_s:.1f}s warm-up incl. compile) -> {vmapped_tp:.2f} probe-epochs/s", flush=True)
+    acc = probes.evaluate(probes.predict_probes(fit, x_dev), y, num_classes)["accuracy"]
+    print("train accuracy per layer (seed 0):", np.round(acc[:, 0], 3).tolist(), flush=True)
+    rss_after_vmapped = maxrss_gb()
+
+    # JAX loop: one fit_probes call per (layer, seed); compile once on the first shape.
+    one = probes.ProbeConfig(batch_size=args.batch_size, max_epochs=args.epochs, seeds=(0,))
+    probes.fit_probes(x_dev[:1], y, num_classes, cfg=dataclass_replace(one, max_epochs=1))
+    t0 = time.perf_counter()
+    for layer, seed in units:
+        f = probes.fit_probes(x_dev[layer:layer + 1], y, num_classes,
+                              cfg=dataclass_replace(one, seeds=(seed,)))
+        jax.block_until_ready(f.params)
+    jax_loop_s = time.perf_counter() - t0
+    jax_loop_tp = len(units) * args.epochs / jax_loop_s
+    print(f"jax loop: {len(units)} probes in {jax_loop_s:.1f}s -> {jax_loop_tp:.2f} probe-epochs/s",
+          flush=True)
+
+    import torch
+
+    result = {
+        "benchmark": "bench_probes",
+        "settings": {
+            "n_words": int(y.shape[0]), "dim": args.dim, "layers": args.layers,
+            "seeds": args.seeds, "num_classes": num_classes, "epochs": args.epochs,
+            "batch_size": args.batch_size, "feature_dtype": str(x.dtype),
+            "loop_probes_timed": units, "jax": jax.__version__, "torch": torch.__version__,
+            "devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
+            "standardize": cfg.standardize, "shuffle_per_seed": cfg.shuffle_per_seed,
+        },
+        "jax_vmapped_s": vmapped_s,
+        "jax_vmapped_compile_warmup_s": compile_s,
+        "jax_vmapped_probe_epochs_per_s": vmapped_tp,
+        "jax_loop_s": jax_loop_s,
+        "jax_loop_probe_epochs_per_s": jax_loop_tp,
+        "torch_loop_s": torch_s,
+        "torch_loop_probe_epochs_per_s": torch_tp,
+        "vmapped_train_accuracy_seed0": np.round(acc[:, 0], 4).tolist(),
+        "peak_rss_gb": maxrss_gb(),
+        "rss_after_features_gb": rss_after_features,
+        "rss_after_vmapped_gb": rss_after_vmapped,
+        "speedup_vs_torch_loop": vmapped_tp / torch_tp,
+        "speedup_vs_jax_loop": vmapped_tp / jax_loop_tp,
+    }
+    print(json.dumps(result))
+
+
+def dataclass_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+if __name__ == "__main__":
+    main()
