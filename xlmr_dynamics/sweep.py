@@ -1,0 +1,605 @@
+"""Checkpoint sweeps: every task x language x layer x seed on every checkpoint, crash-safe and resumable.
+
+Owns: checkpoint discovery (`discover_checkpoints`), config validation before any work
+(`validate_config`, all problems listed at once), the unit plan, and `run_sweep`.
+
+Flow per checkpoint: load once; for each dataset needed by an unfinished unit, extract features once
+(shared by POS, arc prediction and arc classification); run each unit; append its rows atomically to
+the results store (`results.ResultsStore`). A unit is one vmapped call: (task, train language) for
+probes (all layers x seeds x eval languages), (align, pair) and (bpc, language) for the unsupervised
+tasks. Killing the process at any point and rerunning the same command skips finished units.
+
+Baselines: a randomly initialised model of the same architecture is swept as step 0, and majority
+label rows (per task and language) are written once with `checkpoint="majority"`, `step=-1`.
+
+Multi-host: every process runs this same function; each reads only its share of every dataset's
+batches; the pooled features are gathered to every host; probes are trained identically on every
+host; only process 0 writes results (the done-unit list is broadcast from process 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from xlmr_dynamics import __version__
+from xlmr_dynamics import model as M
+from xlmr_dynamics import sharding as S
+from xlmr_dynamics.config import ConfigError, config_hash
+
+log = logging.getLogger("xlmr_dynamics.sweep")
+
+PROBE_TASKS = ("pos", "arc_pred", "arc_cls", "xnli")
+UD_TASKS = ("pos", "arc_pred", "arc_cls")
+ALL_TASKS = PROBE_TASKS + ("align", "bpc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    name: str
+    path: Path | None  # None: random initialisation (baseline step 0)
+
+
+_STEP_RE = re.compile(r"(\d+)([kKmM]?)")
+
+
+def step_from_name(name: str) -> int | None:
+    """The training step encoded in a checkpoint name: the last number, with k/M suffixes."""
+    found = _STEP_RE.findall(Path(name).stem if name.endswith((".pt", ".bin")) else name)
+    if not found:
+        return None
+    digits, suffix = found[-1]
+    return int(digits) * {"": 1, "k": 1000, "m": 1_000_000}[suffix.lower()]
+
+
+def discover_checkpoints(cfg) -> list[Checkpoint]:
+    """Checkpoints named by the config, sorted by step (step 0 = random init when configured)."""
+    found: dict[int, Checkpoint] = {}
+    if cfg.checkpoints.dir:
+        root = Path(cfg.checkpoints.dir)
+        if not root.is_dir():
+            raise ConfigError(f"checkpoints.dir {root} is not a directory")
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith(".") or entry.suffix in (".json", ".txt", ".model", ".log"):
+                continue
+            step = step_from_name(entry.name)
+            if step is None:
+                continue
+            if step in found:
+                raise ConfigError(f"checkpoints.dir {root}: two entries for step {step}: "
+                                  f"{found[step].path.name} and {entry.name}")
+            found[step] = Checkpoint(step, entry.name, entry)
+    for spec in cfg.checkpoints.paths:
+        step_s, sep, path = str(spec).partition("=")
+        if not sep or not step_s.strip().isdigit():
+            raise ConfigError(f"checkpoints.paths entry {spec!r} is not STEP=PATH")
+        p = Path(path)
+        found[int(step_s)] = Checkpoint(int(step_s), p.name, p)
+    ckpts = [found[s] for s in sorted(found)]
+    if cfg.checkpoints.random_init and 0 not in found and ckpts:
+        ckpts.insert(0, Checkpoint(0, "random-init", None))
+    return ckpts
+
+
+def content_hash(path: Path | None, *, extra: str = "") -> str:
+    """sha256 over a file or every file of a directory (names and bytes), 16 hex chars."""
+    h = hashlib.sha256(extra.encode())
+    if path is None:
+        return h.hexdigest()[:16]
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def sweep_config_hash(cfg) -> str:
+    """Hash of everything that changes results (not paths of outputs, report or process settings)."""
+    d = cfg.to_dict()
+    for k in ("results_dir", "report", "distributed", "name"):
+        d.pop(k, None)
+    d.get("extract", {}).pop("cache_dir", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One atomic piece of results: the rows of one vmapped call."""
+
+    task: str
+    train_lang: str  # "" for bpc
+    eval_langs: tuple[str, ...]
+
+    def key(self, ckpt: Checkpoint) -> str:
+        return f"step={ckpt.step}|{self.task}|{self.train_lang}|{','.join(self.eval_langs)}"
+
+
+def _evals(lang: str, cross: tuple[str, ...]) -> tuple[str, ...]:
+    return (lang,) + tuple(x for x in cross if x != lang) if lang in cross else (lang,)
+
+
+def plan_units(cfg) -> list[Unit]:
+    """Units of one checkpoint, in a fixed order (the same on every host).
+
+    UD tasks are grouped by training language so that its train/dev features can be dropped as
+    soon as its last unit is done.
+    """
+    units: list[Unit] = []
+    ud_tasks = [t for t in UD_TASKS if t in cfg.tasks]
+    for lang in cfg.ud.langs if ud_tasks else ():
+        units += [Unit(t, lang, _evals(lang, tuple(cfg.ud.cross_langs))) for t in ud_tasks]
+    if "xnli" in cfg.tasks:
+        units += [Unit("xnli", lang, _evals(lang, tuple(cfg.xnli.cross_langs))) for lang in cfg.xnli.langs]
+    if "align" in cfg.tasks:
+        units += [Unit("align", "en", (xx,)) for xx in cfg.align.pairs]
+    if "bpc" in cfg.tasks:
+        units += [Unit("bpc", "", (lang,)) for lang in cfg.bpc.langs]
+    return units
+
+
+# ------------------------------------------------------------------------------ data access ----
+
+
+def _resolve(cfg, rel: str) -> Path:
+    p = Path(rel)
+    return p if p.is_absolute() or not cfg.data_root else Path(cfg.data_root) / p
+
+
+class SweepData:
+    """Datasets of a sweep, loaded and tokenized once (checkpoint-independent), lazily.
+
+    Holds, per (kind, lang, split): the examples, the encoded segments and this process's batches.
+    """
+
+    def __init__(self, cfg, tokenizer, *, mesh):
+        from xlmr_dynamics import data as D
+
+        self.cfg, self.tok, self.mesh, self.D = cfg, tokenizer, mesh, D
+        self._cache: dict[tuple, Any] = {}
+
+    def _batches(self, encoded):
+        cfg = self.cfg
+        return list(self.D.make_batches(
+            encoded.segments, seq_buckets=tuple(cfg.extract.seq_buckets),
+            tokens_per_batch=cfg.extract.tokens_per_batch,
+            batch_multiple=S.local_batch_multiple(self.mesh),
+            process_index=jax.process_index(), process_count=jax.process_count()))
+
+    def ud(self, lang: str, split: str):
+        """(sentences, batches, num_words) of a UD split, or None if the split does not exist."""
+        key = ("ud", lang, split)
+        if key not in self._cache:
+            cfg = self.cfg
+            tb = cfg.ud.treebanks.get(lang) if lang in cfg.ud.treebanks else None
+            sents = self.D.find_and_load_ud(_resolve(cfg, cfg.ud.dir), lang, split, treebank=tb,
+                                            strict=cfg.ud.strict, strip_subtypes=cfg.ud.strip_subtypes)
+            if sents is not None:
+                cap = cfg.ud.max_train_sentences if split == cfg.ud.train_split else cfg.ud.max_eval_sentences
+                if cap:
+                    sents = sents[:cap]
+                enc = self.D.encode_words(self.tok, [s.tokens for s in sents])
+                self._cache[key] = (sents, self._batches(enc), enc.num_words)
+            else:
+                self._cache[key] = None
+        return self._cache[key]
+
+    def xnli(self, lang: str, split: str):
+        key = ("xnli", lang, split)
+        if key not in self._cache:
+            cfg = self.cfg
+            exs = self.D.load_xnli(_resolve(cfg, cfg.xnli.dir), lang, split)
+            cap = cfg.xnli.max_train if split == cfg.xnli.train_split else cfg.xnli.max_eval
+            if cap:
+                exs = exs[:cap]
+            enc = self.D.encode_pairs(self.tok, [(e.premise, e.hypothesis) for e in exs])
+            self._cache[key] = (exs, self._batches(enc), enc.num_words)
+        return self._cache[key]
+
+    def alignment(self, xx: str):
+        key = ("align", xx)
+        if key not in self._cache:
+            gold = self.D.load_alignment(_resolve(self.cfg, self.cfg.align.dir) / f"en-{xx}")
+            if self.cfg.align.max_pairs:
+                gold = gold.subset(self.cfg.align.max_pairs) if hasattr(gold, "subset") else gold
+            self._cache[key] = gold
+        return self._cache[key]
+
+    def text(self, lang: str) -> list[str]:
+        key = ("text", lang)
+        if key not in self._cache:
+            lines = self.D.find_and_load_text(_resolve(self.cfg, self.cfg.bpc.dir), lang)
+            self._cache[key] = lines[: self.cfg.bpc.max_sentences or None]
+        return self._cache[key]
+
+    def drop(self, pred: Callable[[tuple], bool]) -> None:
+        for k in [k for k in self._cache if pred(k)]:
+            del self._cache[k]
+
+
+# --------------------------------------------------------------------------- running units ----
+
+NUM_CLASSES = {"pos": None, "arc_pred": 2, "arc_cls": None, "xnli": 3}
+
+
+class CheckpointRun:
+    """Everything computed for one checkpoint: its encoder and features per dataset (lazily)."""
+
+    def __init__(self, cfg, encoder: M.Encoder, data: SweepData, *, mesh, layers: np.ndarray):
+        self.cfg, self.encoder, self.data, self.mesh, self.layers = cfg, encoder, data, mesh, layers
+        self._feats: dict[tuple, np.ndarray] = {}
+
+    def features(self, key: tuple, batches, num_items: int, pooling: str) -> np.ndarray:
+        from xlmr_dynamics.extract import extract_features
+
+        if key not in self._feats:
+            self._feats[key] = extract_features(
+                self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
+                out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=f"extract {'/'.join(key)}")
+        return self._feats[key]
+
+    def drop(self, pred) -> None:
+        for k in [k for k in self._feats if pred(k)]:
+            del self._feats[k]
+
+    # -- probe tasks ----------------------------------------------------------------------------
+    def _ud_split(self, task: str, lang: str, split: str, *, train: bool):
+        from xlmr_dynamics import tasks as T
+
+        got = self.data.ud(lang, split)
+        if got is None:
+            return None
+        sents, batches, n = got
+        feats = self.features(("ud", lang, split), batches, n, self.cfg.extract.word_pooling)
+        if task == "pos":
+            ex = T.pos_examples(sents)
+        elif task == "arc_pred":
+            ex = T.arc_prediction_examples(sents, neg_ratio=self.cfg.arc.neg_ratio, seed=self.cfg.arc.seed)
+        else:
+            ex = T.arc_classification_examples(sents)
+        return feats, ex
+
+    def _xnli_split(self, lang: str, split: str):
+        from xlmr_dynamics import tasks as T
+
+        exs, batches, n = self.data.xnli(lang, split)
+        feats = self.features(("xnli", lang, split), batches, n, self.cfg.extract.sentence_pooling)
+        return feats, T.sentence_examples(exs)
+
+    def probe_inputs(self, unit: Unit):
+        """(train, dev, evals, num_classes) for a probe unit; train is None if the split is missing."""
+        cfg = self.cfg
+        if unit.task == "xnli":
+            train = self._xnli_split(unit.train_lang, cfg.xnli.train_split)
+            evals = {lang: self._xnli_split(lang, cfg.xnli.eval_split) for lang in unit.eval_langs}
+            return train, None, evals, 3
+        from xlmr_dynamics import data as D
+
+        train = self._ud_split(unit.task, unit.train_lang, cfg.ud.train_split, train=True)
+        dev = self._ud_split(unit.task, unit.train_lang, cfg.ud.dev_split, train=False)
+        if train is None and cfg.ud.dev_as_train and dev is not None:
+            train, dev = dev, None
+        evals = {}
+        for lang in unit.eval_langs:
+            got = self._ud_split(unit.task, lang, cfg.ud.test_split, train=False)
+            if got is not None:
+                evals[lang] = got
+        n_cls = {"pos": len(D.UPOS_TAGS), "arc_pred": 2, "arc_cls": len(D.DEPRELS)}[unit.task]
+        return train, dev, evals, n_cls
+
+
+def _probe_config(cfg):
+    from xlmr_dynamics.probes import ProbeConfig
+
+    kw = dict(cfg.probe.to_dict())
+    kw["max_train"] = kw.get("max_train") or None
+    return ProbeConfig(seeds=tuple(cfg.seeds), **kw)
+
+
+def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
+    """Rows of one unit (layer numbers are hidden-state indices: 0 = embeddings)."""
+    from xlmr_dynamics import tasks as T
+
+    cfg = run.cfg
+    if unit.task in PROBE_TASKS:
+        train, dev, evals, n_cls = run.probe_inputs(unit)
+        if train is None:
+            raise T.TaskInputError(f"task {unit.task}: language {unit.train_lang!r} has no "
+                                   f"{cfg.ud.train_split} split (set ud.dev_as_train to train on dev)")
+        rows = T.run_probe_task(unit.task, train, evals, num_classes=n_cls, cfg=_probe_config(cfg),
+                                train_lang=unit.train_lang, dev=dev)
+        for r in rows:
+            r["layer"] = int(run.layers[r["layer"]])
+        return rows
+    if unit.task == "align":
+        from xlmr_dynamics import align as A
+
+        return A.run_alignment(run.encoder, run.data.tok, run.data.alignment(unit.eval_langs[0]),
+                               layers=[int(x) for x in run.layers], method=cfg.align.method,
+                               pooling=cfg.align.pooling, distortion=cfg.align.distortion,
+                               eval_lang=unit.eval_langs[0], mesh=run.mesh)
+    if unit.task == "bpc":
+        from xlmr_dynamics import bpc as B
+
+        lang = unit.eval_langs[0]
+        return B.bpc_rows(run.encoder, run.data.tok, {lang: run.data.text(lang)}, scheme=cfg.bpc.scheme,
+                          mask_rate=cfg.bpc.mask_rate, seed=cfg.seed, mesh=run.mesh)
+    raise ConfigError(f"unknown task {unit.task!r}")
+
+
+def majority_rows(data: SweepData, cfg, unit: Unit) -> list[dict]:
+    """Majority-label baseline rows of a probe unit (checkpoint-independent)."""
+    from xlmr_dynamics import tasks as T
+
+    if unit.task == "xnli":
+        train = T.sentence_examples(data.xnli(unit.train_lang, cfg.xnli.train_split)[0])
+        evals = {lang: T.sentence_examples(data.xnli(lang, cfg.xnli.eval_split)[0]) for lang in unit.eval_langs}
+    else:
+        build = {"pos": T.pos_examples, "arc_cls": T.arc_classification_examples,
+                 "arc_pred": lambda s: T.arc_prediction_examples(s, neg_ratio=cfg.arc.neg_ratio, seed=cfg.arc.seed)}[unit.task]
+        got = data.ud(unit.train_lang, cfg.ud.train_split)
+        if got is None and cfg.ud.dev_as_train:
+            got = data.ud(unit.train_lang, cfg.ud.dev_split)
+        if got is None:
+            return []
+        train = build(got[0])
+        evals = {}
+        for lang in unit.eval_langs:
+            g = data.ud(lang, cfg.ud.test_split)
+            if g is not None:
+                evals[lang] = build(g[0])
+    return T.majority_baseline_rows(unit.task, train, evals, train_lang=unit.train_lang)
+
+
+# ------------------------------------------------------------------------------- the sweep ----
+
+
+def find_tokenizer(cfg, ckpts: list[Checkpoint]) -> Path | None:
+    if cfg.checkpoints.tokenizer:
+        return Path(cfg.checkpoints.tokenizer)
+    names = ("sentencepiece.bpe.model", "tokenizer.json", "tokenizer")
+    roots = ([Path(cfg.checkpoints.dir)] if cfg.checkpoints.dir else []) + [
+        c.path if c.path.is_dir() else c.path.parent for c in ckpts if c.path is not None]
+    for root in roots:
+        for n in names:
+            if (root / n).exists():
+                return root / n if n != "tokenizer.json" else root
+    return None
+
+
+def validate_config(cfg) -> list[Checkpoint]:
+    """Check the whole config before any work; raise one ConfigError listing every problem."""
+    from xlmr_dynamics import data as D
+
+    problems: list[str] = []
+    unknown = [t for t in cfg.tasks if t not in ALL_TASKS]
+    if unknown:
+        problems.append(f"unknown tasks {unknown} (known: {list(ALL_TASKS)})")
+    try:
+        ckpts = discover_checkpoints(cfg)
+    except ConfigError as e:
+        problems.append(str(e))
+        ckpts = []
+    if not ckpts:
+        problems.append("no checkpoints: set checkpoints.dir or checkpoints.paths")
+    for c in ckpts:
+        if c.path is not None and not c.path.exists():
+            problems.append(f"checkpoint for step {c.step}: {c.path} does not exist")
+    if ckpts and find_tokenizer(cfg, ckpts) is None:
+        problems.append("no tokenizer: set checkpoints.tokenizer (sentencepiece.bpe.model or an HF dir)")
+    known = set(D.language_codes())
+    tasks = set(cfg.tasks)
+    if tasks & set(UD_TASKS):
+        root = _resolve(cfg, cfg.ud.dir)
+        for lang in sorted(set(cfg.ud.langs) | set(cfg.ud.cross_langs)):
+            if lang not in known:
+                problems.append(f"ud: unknown language code {lang!r}")
+                continue
+            tb = cfg.ud.treebanks.get(lang) if lang in cfg.ud.treebanks else None
+            have = {sp: D.find_ud_file(root, lang, sp, treebank=tb) is not None
+                    for sp in (cfg.ud.train_split, cfg.ud.dev_split, cfg.ud.test_split)}
+            if not have[cfg.ud.test_split]:
+                problems.append(f"ud: no {cfg.ud.test_split} split for {lang!r} under {root}")
+            if lang in cfg.ud.langs and not have[cfg.ud.train_split] and not (cfg.ud.dev_as_train and have[cfg.ud.dev_split]):
+                problems.append(f"ud: no {cfg.ud.train_split} split for {lang!r} under {root}"
+                                + ("" if cfg.ud.dev_as_train else " (ud.dev_as_train=True would train on dev)"))
+    if "xnli" in tasks:
+        root = _resolve(cfg, cfg.xnli.dir)
+        for lang in sorted(set(cfg.xnli.langs) | set(cfg.xnli.cross_langs)):
+            for sp in {cfg.xnli.train_split, cfg.xnli.eval_split}:
+                if not D.xnli_available(root, lang, sp):
+                    problems.append(f"xnli: no {sp} data for {lang!r} under {root}")
+    if "align" in tasks:
+        root = _resolve(cfg, cfg.align.dir)
+        for xx in cfg.align.pairs:
+            if not (root / f"en-{xx}").is_dir():
+                problems.append(f"align: no gold set {root / f'en-{xx}'}")
+    if "bpc" in tasks:
+        root = _resolve(cfg, cfg.bpc.dir)
+        for lang in cfg.bpc.langs:
+            if D.find_text_file(root, lang) is None:
+                problems.append(f"bpc: no text for {lang!r} under {root}")
+    if problems:
+        raise ConfigError("invalid sweep config:\n  - " + "\n  - ".join(problems))
+    return ckpts
+
+
+def _dir_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(f"{f.relative_to(path.parent)}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def _check_sweep_record(results_dir: Path, cfg_hash: str, cfg, writer: bool) -> dict:
+    """`sweep.json` pins the config hash and each checkpoint's content hash."""
+    rec_path = results_dir / "sweep.json"
+    if rec_path.exists():
+        rec = json.loads(rec_path.read_text())
+        if rec.get("config_hash") != cfg_hash:
+            raise ConfigError(
+                f"{results_dir} holds results of another config (hash {rec.get('config_hash')} vs "
+                f"{cfg_hash}); use a new results_dir, or restore the config recorded in {rec_path}")
+        return rec
+    rec = {"config_hash": cfg_hash, "config": json.loads(cfg.to_json_best_effort()), "checkpoints": {},
+           "package_version": __version__}
+    if writer:
+        _write_json(rec_path, rec)
+    return rec
+
+
+def _write_json(path: Path, obj) -> None:
+    from xlmr_dynamics.results import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+
+
+def _load_checkpoint(ckpt: Checkpoint, cfg, first_real: Checkpoint | None) -> M.Encoder:
+    from xlmr_dynamics.convert import load_encoder
+
+    dtype = cfg.checkpoints.dtype
+    heads = cfg.checkpoints.num_heads or None
+    if ckpt.path is not None:
+        return load_encoder(ckpt.path, dtype=dtype, num_heads=heads)
+    ref = load_encoder(first_real.path, dtype=dtype, num_heads=heads)
+    params = M.init_params(ref.config, jax.random.key(cfg.checkpoints.random_init_seed))
+    return M.Encoder(ref.config, params, {"source": "random-init", "has_mlm_head": True})
+
+
+def _broadcast_done(flags: np.ndarray) -> np.ndarray:
+    if jax.process_count() == 1:
+        return flags
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.broadcast_one_to_all(flags))
+
+
+def run_sweep(cfg, *, progress: bool = True) -> Path:
+    """Run (or resume) the sweep described by `cfg`; returns the results directory.
+
+    Raises:
+      ConfigError: before any work, listing every problem of the config.
+      results.ResultsLockedError: another sweep holds the results directory.
+    """
+    from xlmr_dynamics import tasks as T
+    from xlmr_dynamics.convert import CheckpointError
+    from xlmr_dynamics.extract import FeatureError
+    from xlmr_dynamics.probes import FeatureError as ProbeFeatureError
+    from xlmr_dynamics.results import ResultsStore
+    from xlmr_dynamics.tokenizer import load_tokenizer
+
+    ckpts = validate_config(cfg)
+    results_dir = Path(cfg.results_dir)
+    writer = jax.process_index() == 0
+    results_dir.mkdir(parents=True, exist_ok=True)
+    store = ResultsStore(results_dir).open() if writer else None
+    handler = logging.FileHandler(results_dir / f"sweep.{jax.process_index()}.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        cfg_hash = sweep_config_hash(cfg)
+        record = _check_sweep_record(results_dir, cfg_hash, cfg, writer)
+        mesh = S.make_mesh()
+        tok = load_tokenizer(find_tokenizer(cfg, ckpts))
+        data = SweepData(cfg, tok, mesh=mesh)
+        units = plan_units(cfg)
+        first_real = next((c for c in ckpts if c.path is not None), None)
+        data_hashes: dict[str, str] = {}
+
+        def data_hash(task: str) -> str:
+            sub = {"align": cfg.align.dir, "bpc": cfg.bpc.dir, "xnli": cfg.xnli.dir}.get(task, cfg.ud.dir)
+            if sub not in data_hashes:
+                data_hashes[sub] = _dir_fingerprint(_resolve(cfg, sub))
+            return data_hashes[sub]
+
+        def provenance(rows, ckpt: Checkpoint | None, ckpt_hash: str, task: str):
+            for r in rows:
+                r.update(run_id=cfg_hash, config_hash=cfg_hash, package_version=__version__,
+                         data_hash=data_hash(task),
+                         checkpoint=ckpt.name if ckpt else "majority", step=ckpt.step if ckpt else -1,
+                         checkpoint_path=str(ckpt.path or "") if ckpt else "", checkpoint_hash=ckpt_hash)
+            return rows
+
+        log.info("sweep %s: %d checkpoints x %d units -> %s", cfg_hash, len(ckpts), len(units), results_dir)
+        if cfg.baselines.majority and writer:
+            for unit in units:
+                if unit.task not in PROBE_TASKS:
+                    continue
+                key = "majority|" + unit.key(Checkpoint(-1, "majority", None))
+                if not store.is_done(key):
+                    store.append(key, provenance(majority_rows(data, cfg, unit), None, "", unit.task))
+
+        total = tqdm(total=len(ckpts) * len(units), desc="sweep", unit="unit", disable=not progress or not writer,
+                     file=sys.stderr)
+        for ckpt in ckpts:
+            keys = [u.key(ckpt) for u in units]
+            done = _broadcast_done(np.array([bool(writer and store.is_done(k)) for k in keys]))
+            todo = [u for u, d in zip(units, done) if not d]
+            total.update(len(units) - len(todo))
+            if not todo:
+                continue
+            t0 = time.time()
+            try:
+                encoder = _load_checkpoint(ckpt, cfg, first_real)
+                ckpt_hash = content_hash(ckpt.path, extra="" if ckpt.path else f"random-init:{cfg.checkpoints.random_init_seed}")
+            except (CheckpointError, OSError, ValueError) as e:
+                log.error("checkpoint %s failed to load: %s", ckpt.name, e)
+                if writer:
+                    store.record_failure(ckpt.name, "load", str(e), step=ckpt.step)
+                total.update(len(todo))
+                continue
+            known = record["checkpoints"].get(str(ckpt.step))
+            if known and known != ckpt_hash:
+                raise ConfigError(f"checkpoint {ckpt.path} (step {ckpt.step}) changed since results were written "
+                                  f"(content hash {known} -> {ckpt_hash}): re-downloaded or corrupted? "
+                                  f"Use a new results_dir to sweep it again.")
+            if not known and writer:
+                record["checkpoints"][str(ckpt.step)] = ckpt_hash
+                _write_json(results_dir / "sweep.json", record)
+            layers = np.asarray(cfg.layers) if len(cfg.layers) else np.arange(encoder.config.num_layers + 1)
+            run = CheckpointRun(cfg, encoder, data, mesh=mesh, layers=layers)
+            total.set_postfix_str(f"step {ckpt.step}")
+            for i, unit in enumerate(todo):
+                try:
+                    with jax.profiler.TraceAnnotation(f"unit {unit.task} {unit.train_lang}"):
+                        rows = run_unit(run, unit)
+                except (FeatureError, ProbeFeatureError, T.TaskInputError) as e:
+                    log.error("step %s %s %s: %s", ckpt.step, unit.task, unit.train_lang, e)
+                    if writer:
+                        store.record_failure(ckpt.name, f"{unit.task}:{unit.train_lang}", str(e), step=ckpt.step)
+                    rows = None
+                if rows is not None and writer:
+                    store.append(unit.key(ckpt), provenance(rows, ckpt, ckpt_hash, unit.task))
+                total.update(1)
+                nxt = todo[i + 1] if i + 1 < len(todo) else None
+                if unit.task in UD_TASKS and (nxt is None or nxt.train_lang != unit.train_lang or nxt.task not in UD_TASKS):
+                    lang = unit.train_lang  # its train/dev features are no longer needed
+                    run.drop(lambda k: k[0] == "ud" and k[1] == lang and k[2] != cfg.ud.test_split)
+            log.info("step %s: %d units in %.1fs", ckpt.step, len(todo), time.time() - t0)
+            del run, encoder
+        total.close()
+    except Exception:
+        log.error("sweep stopped: %s", traceback.format_exc())
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        if store is not None:
+            store.close()
+    return results_dir
