@@ -223,3 +223,19 @@ def test_modules_do_not_import_jax():
         assert not mods & {"jax", "flax", "optax", "torch", "orbax", "tensorflow"}, (name, mods)
         assert not {m for m in mods if m.startswith("xlmr_dynamics.")} - {
             "xlmr_dynamics.results", "xlmr_dynamics.analysis", "xlmr_dynamics.__version__"}, (name, mods)
+
+
+def test_auto_compaction_keeps_table_and_done_units(tmp_path):
+    with R.ResultsStore(tmp_path / "a", compact_every=0) as store:
+        for i in range(5):
+            store.append(f"u{i}", _rows(i * 1000, "pos", "en"))
+        ref = store.table()
+    with R.ResultsStore(tmp_path / "b", compact_every=2) as store:
+        for i in range(5):
+            store.append(f"u{i}", _rows(i * 1000, "pos", "en"))
+        assert len(list((tmp_path / "b" / R.PARTS_DIR).glob("*.parquet"))) == 1  # 4 merged, 1 pending
+        assert (tmp_path / "b" / R.COMPACT_FILE).exists()
+    with R.ResultsStore(tmp_path / "b", compact_every=2) as store:
+        assert store.done_units() == {f"u{i}" for i in range(5)}
+        assert store.append("u1", _rows(1000, "pos", "en")) is False
+    pd.testing.assert_frame_equal(R.read_results(tmp_path / "b"), ref)

@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
 from xlmr_dynamics import analysis as A  # noqa: E402
 from xlmr_dynamics.results import atomic_write_bytes, nan_rows, read_failures, read_results  # noqa: E402
@@ -319,6 +319,7 @@ def _layers_section(w: _Writer, curv: pd.DataFrame, plan: dict, axis: _StepAxis)
         axes[0].plot(axis.x(g.step), g.best_layer + 0.06 * i, "-o", ms=3, label=task)
     axis.style(axes[0])
     axes[0].set_ylabel("best layer")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=7)
     w.figure("best_layer", fig, best, "best layer at each step (language-averaged)")
     piv = best.pivot_table(index="step", columns="task", values="best_layer", aggfunc="first").reset_index()
@@ -329,8 +330,13 @@ def _layers_section(w: _Writer, curv: pd.DataFrame, plan: dict, axis: _StepAxis)
 
 def _heat(ax, m: pd.DataFrame, title: str, *, fmt="{:.2f}", cmap="viridis", vmin=None, vmax=None, log=False):
     data = m.to_numpy(dtype=float)
-    shown = np.log10(np.where(data > 0, data, np.nan)) if log else data
+    if log:  # step 0 (acquired at init) gets the colour of half the first positive step
+        pos = data[np.isfinite(data) & (data > 0)]
+        shown = np.log10(np.where(data > 0, data, pos.min() / 2 if pos.size else 1.0))
+    else:
+        shown = data
     im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    lo, hi = im.get_clim()
     ax.set_xticks(np.arange(m.shape[1]), list(m.columns), fontsize=6, rotation=90)
     ax.set_yticks(np.arange(m.shape[0]), list(m.index), fontsize=6)
     ax.set_xlabel("target (eval)", fontsize=7)
@@ -340,8 +346,11 @@ def _heat(ax, m: pd.DataFrame, title: str, *, fmt="{:.2f}", cmap="viridis", vmin
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if np.isfinite(data[i, j]):
+                    bright = (shown[i, j] - lo) / ((hi - lo) or 1.0) > 0.6
+                    if cmap.endswith("_r"):
+                        bright = not bright
                     ax.text(j, i, fmt(data[i, j]) if callable(fmt) else fmt.format(data[i, j]),
-                            ha="center", va="center", fontsize=6, color="w")
+                            ha="center", va="center", fontsize=6, color="k" if bright else "w")
     else:
         plt.colorbar(im, ax=ax, fraction=0.04)
     return im

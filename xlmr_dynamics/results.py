@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -182,17 +183,20 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], *, unit_key: str = "") -> p
 
 
 # --- reading (no lock) ----------------------------------------------------------------------------------
-def _read_compact(results_dir: Path) -> tuple[pa.Table | None, set[str]]:
+def _read_compact(results_dir: Path, *, keys_only: bool = False) -> tuple[pa.Table | None, set[str]]:
     path = results_dir / COMPACT_FILE
     if not path.exists():
         return None, set()
     try:
-        t = pq.read_table(path)
+        if keys_only:
+            t, meta = None, pq.read_schema(path).metadata or {}
+        else:
+            t = pq.read_table(path)
+            meta = t.schema.metadata or {}
     except FileNotFoundError:
         return None, set()
     except Exception as e:  # noqa: BLE001 - report which file is broken
         raise ResultsError(f"{path}: cannot read ({e})") from e
-    meta = t.schema.metadata or {}
     if _META_UNITS not in meta:
         raise ResultsError(f"{path}: no unit list in its metadata (not written by ResultsStore)")
     return t, set(json.loads(meta[_META_UNITS]))
@@ -205,33 +209,40 @@ def _part_paths(results_dir: Path) -> list[Path]:
     return sorted(p for p in parts.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
 
 
-def _read_part(path: Path) -> tuple[str, pa.Table]:
+def _read_part(path: Path, *, keys_only: bool = False) -> tuple[str, pa.Table | None]:
     try:
-        t = pq.read_table(path)
+        if keys_only:  # the footer only
+            meta, t = pq.read_schema(path).metadata or {}, None
+        else:
+            t = pq.read_table(path)
+            meta = t.schema.metadata or {}
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001
         raise ResultsError(f"{path}: cannot read ({e})") from e
-    meta = t.schema.metadata or {}
     if _META_UNIT not in meta:
         raise ResultsError(f"{path}: no unit key in its metadata (not written by ResultsStore)")
     return meta[_META_UNIT].decode("utf-8"), t
 
 
-def _collect(results_dir: Path) -> tuple[list[pa.Table], set[str]]:
+def _collect(results_dir: Path, *, keys_only: bool = False) -> tuple[list[pa.Table], set[str]]:
     """All stored tables and unit keys; retried if `compact()` removes a part while we list."""
     for _ in range(5):
-        compact, keys = _read_compact(results_dir)
+        compact, keys = _read_compact(results_dir, keys_only=keys_only)
         tables = [compact] if compact is not None else []
+        paths = _part_paths(results_dir)
         try:
-            for p in _part_paths(results_dir):
-                key, t = _read_part(p)
-                if key in keys:  # already merged into results.parquet (compact killed before cleanup)
-                    continue
-                keys.add(key)
-                tables.append(t)
+            # pyarrow releases the GIL while reading, so threads help with thousands of small parts
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                parts = list(pool.map(lambda p: _read_part(p, keys_only=keys_only), paths))
         except FileNotFoundError:
             continue
+        for key, t in parts:  # in file-name order: deterministic
+            if key in keys:  # already merged into results.parquet (compact killed before cleanup)
+                continue
+            keys.add(key)
+            if t is not None:
+                tables.append(t)
         return tables, keys
     raise ResultsError(f"{results_dir}: parts kept disappearing while reading (is compact() running?)")
 
@@ -290,12 +301,19 @@ class ResultsStore:
     Opening takes a non-blocking exclusive `flock` on `<dir>/.lock`; a second store on the same
     directory (same or another process) raises `ResultsLockedError`. The kernel drops the lock when
     the holder dies, even by SIGKILL, so a rerun never has to clean up a stale lock.
+
+    Args:
+        results_dir: directory (created if missing).
+        compact_every: after this many un-merged parts, `append` calls `compact()` (reading thousands
+            of small parquet files costs ~1 ms each); 0 disables it.
     """
 
-    def __init__(self, results_dir: str | os.PathLike):
+    def __init__(self, results_dir: str | os.PathLike, *, compact_every: int = 256):
         self.results_dir = Path(results_dir)
+        self.compact_every = int(compact_every)
         self._lock_fd: int | None = None
         self._done: set[str] = set()
+        self._n_parts = 0
 
     # context management / locking
     def open(self) -> "ResultsStore":
@@ -322,7 +340,8 @@ class ResultsStore:
         for d in (self.results_dir, self.results_dir / PARTS_DIR):
             for p in d.glob(".tmp-*"):
                 p.unlink(missing_ok=True)
-        _, self._done = _collect(self.results_dir)
+        _, self._done = _collect(self.results_dir, keys_only=True)
+        self._n_parts = len(_part_paths(self.results_dir))
         return self
 
     def close(self) -> None:
@@ -377,6 +396,9 @@ class ResultsStore:
         table = table.replace_schema_metadata({_META_UNIT: unit_key.encode("utf-8")})
         _atomic_write_table(self.results_dir / PARTS_DIR / unit_file_name(unit_key), table)
         self._done.add(unit_key)
+        self._n_parts += 1
+        if self.compact_every and self._n_parts >= self.compact_every:
+            self.compact()
         return True
 
     # reading / exporting
@@ -419,6 +441,7 @@ class ResultsStore:
             p.unlink(missing_ok=True)
         if stale or merged:
             _fsync_dir(self.results_dir / PARTS_DIR)
+        self._n_parts = 0
         return len(merged)
 
     # failures
