@@ -14,8 +14,10 @@ Conventions:
   or train_lang == "": BPC, alignment) and `cross_lingual` (a probe trained on one language and
   evaluated zero-shot on another).
 
-Limits: intervals are over probe seeds only (rows carry no per-example correctness yet); with 5 seeds
-a percentile bootstrap is coarse (it can only take the means of 5-point resamples) and under-covers.
+Limits: intervals are over probe seeds only. Rows carry no per-example correctness yet; once they do
+(e.g. a per-example correctness vector in `extra`), `curves` should resample examples within each seed
+as well (a two-level bootstrap). With 5 seeds a percentile bootstrap is coarse (means of 5-point
+resamples) and under-covers; read the intervals as probe-seed variability, not as a test.
 """
 
 from __future__ import annotations
@@ -310,8 +312,14 @@ def lag_table(acq: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- best vs final, layers -------------------------------------------------------------------------
-def best_vs_final(curv: pd.DataFrame, *, lower_is_better: Iterable[str] | None = None) -> pd.DataFrame:
+def best_vs_final(curv: pd.DataFrame, *, lower_is_better: Iterable[str] | None = None,
+                  acq: pd.DataFrame | None = None) -> pd.DataFrame:
     """Best checkpoint vs final checkpoint per curve.
+
+    Args:
+        curv: `curves()` output.
+        lower_is_better: metric names overriding `LOWER_IS_BETTER`.
+        acq: an `acquisition_table` of `curv` already computed (any threshold/reference), to reuse.
 
     Returns:
         `CURVE_KEYS`, `best_step, best_value, final_step, final_value, drop, rel_drop, final_is_best`.
@@ -319,7 +327,8 @@ def best_vs_final(curv: pd.DataFrame, *, lower_is_better: Iterable[str] | None =
         units (best - final when higher is better; final - best when lower is better);
         `rel_drop` = drop / |best|.
     """
-    acq = acquisition_table(curv, lower_is_better=lower_is_better)
+    if acq is None:
+        acq = acquisition_table(curv, lower_is_better=lower_is_better)
     out = acq[list(CURVE_KEYS) + ["setting", "best_step", "best_value", "final_step", "final_value"]].copy()
     sign = np.where(acq["higher_is_better"], 1.0, -1.0)
     out["drop"] = sign * (out["best_value"] - out["final_value"])

@@ -259,11 +259,11 @@ def _acq_section(w: _Writer, acq: pd.DataFrame, lag: pd.DataFrame, plan: dict, t
     return main
 
 
-def _best_final_section(w: _Writer, curv: pd.DataFrame, plan: dict) -> None:
+def _best_final_section(w: _Writer, curv: pd.DataFrame, acq: pd.DataFrame, plan: dict) -> None:
     w.h(2, "Best vs final checkpoint", "best-final")
     w.p("drop = how much worse the final checkpoint is than the best one (metric units, ≥ 0; for "
         "lower-is-better metrics final − best); rel_drop = drop / |best|.", "note")
-    bf = A.best_vs_final(curv)
+    bf = A.best_vs_final(curv, acq=acq)
     w.csv("best_vs_final_all.csv", bf)
     main = pd.concat([bf[(bf.task == t) & (bf.metric == m) & (bf.layer == la) & (bf.setting != "cross_lingual")]
                       for t, (m, la) in plan.items()]) if plan else bf.iloc[:0]
@@ -413,6 +413,20 @@ def _lang_table(lang_table) -> Any:
     return t
 
 
+def _checkpoints_section(w: _Writer, df: pd.DataFrame) -> None:
+    w.h(2, "Checkpoints", "checkpoints")
+    w.p("Rows and units per checkpoint, with the provenance the sweep recorded (a checkpoint with fewer "
+        "rows than its neighbours is missing units).", "note")
+    if df.empty:
+        w.p("(none)", "note")
+        return
+    cols = ["step", "checkpoint", "checkpoint_path", "checkpoint_hash"]
+    agg = df.groupby(cols, as_index=False, sort=True).agg(
+        rows=("value", "size"), tasks=("task", lambda s: ",".join(sorted(set(s)))),
+        nan_values=("value", lambda v: int((~np.isfinite(v.to_numpy(dtype=float))).sum())))
+    w.table(agg, csv_name="checkpoints.csv", summary=f"{len(agg)} checkpoints")
+
+
 def _failures_section(w: _Writer, results_dir: Path, df: pd.DataFrame) -> None:
     w.h(2, "Failures", "failures")
     f = read_failures(results_dir)
@@ -505,7 +519,7 @@ def make_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
         axis = _StepAxis(curv.step.unique())
         main_acq = _acq_section(w, acq, lag, plan, threshold, reference)
         _curves_section(w, curv, acq, major, plan, axis)
-        _best_final_section(w, curv, plan)
+        _best_final_section(w, curv, acq, plan)
         _layers_section(w, curv, plan, axis)
         _transfer_section(w, curv, acq, plan, steps_for_transfer)
         if langs is not None:
@@ -514,10 +528,12 @@ def make_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
                 "property; cross-lingual rows are correlated with the target (eval_lang) and the source "
                 "(train_lang).", "note")
             w.table(A.spearman_table(main_acq, langs), csv_name="spearman.csv")
+    _checkpoints_section(w, df)
     _failures_section(w, results_dir, df)
     toc = " · ".join(f'<a href="#{a}">{t}</a>' for a, t in [
         ("acquisition", "acquisition"), ("curves", "curves"), ("best-final", "best vs final"),
-        ("layers", "layers"), ("transfer", "transfer"), ("spearman", "correlations"), ("failures", "failures")])
+        ("layers", "layers"), ("transfer", "transfer"), ("spearman", "correlations"), ("checkpoints", "checkpoints"),
+        ("failures", "failures")])
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>xlmr-dynamics report: "
            f"{html.escape(results_dir.name)}</title><style>{_CSS}</style></head><body>"
            f"<h1>xlmr-dynamics report</h1>{_provenance(df, results_dir, settings)}<p>{toc}</p>"
