@@ -180,3 +180,42 @@ def test_spearman_known_monotone():
     assert np.isnan(A.spearman(acq.iloc[:2], size)["rho"])
     with pytest.raises(A.AnalysisError, match="numeric columns"):
         A.spearman(acq, t)
+
+
+def _naive_acquisition(steps, vals, hib, thr, ref_kind, tol):
+    pts = sorted((s, v) for s, v in zip(steps, vals) if np.isfinite(v))
+    ss, vv = [s for s, _ in pts], [v for _, v in pts]
+    sc = [v if hib else -v for v in vv]
+    best, final = vv[sc.index(max(sc))], vv[-1]
+    ref = best if ref_kind == "best" else final
+    target = thr * ref if hib else ref / thr
+    ok = [(v >= target) if hib else (v <= target) for v in vv]
+    ia = ok.index(True)
+    last_miss = max([i for i, o in enumerate(ok) if not o], default=-1)
+    run, drop = -np.inf, 0.0
+    for x in sc[ia:]:
+        run = max(run, x)
+        drop = max(drop, run - x)
+    return ss[ia], (ss[last_miss + 1] if last_miss + 1 < len(ss) else None), drop / abs(ref)
+
+
+@pytest.mark.parametrize("ref_kind", ["best", "final"])
+def test_acquisition_table_matches_naive_loop_with_gaps(ref_kind):
+    rng = np.random.default_rng(1)
+    rows = []
+    expect = {}
+    for c in range(60):
+        metric = "bpc" if c % 3 == 0 else "accuracy"
+        steps = sorted(rng.choice(STEPS + [3000, 200000], size=rng.integers(2, 9), replace=False).tolist())
+        vals = rng.uniform(0.2, 3.0, size=len(steps))
+        if c % 7 == 0 and len(steps) > 2:
+            vals[1] = np.nan  # failed checkpoint inside a curve
+        for s, v in zip(steps, vals):
+            rows.append(dict(task="t", train_lang="en", eval_lang=f"l{c}", layer=0, metric=metric, step=s, mean=v))
+        expect[f"l{c}"] = _naive_acquisition(steps, vals, metric != "bpc", 0.9, ref_kind, 0.02)
+    acq = A.acquisition_table(pd.DataFrame(rows), threshold=0.9, reference=ref_kind).set_index("eval_lang")
+    for lang, (step, stable, drop) in expect.items():
+        assert acq.loc[lang, "acq_step"] == step, lang
+        assert (pd.isna(acq.loc[lang, "stable_step"]) and stable is None) or acq.loc[lang, "stable_step"] == stable
+        assert acq.loc[lang, "max_drop"] == pytest.approx(drop)
+        assert acq.loc[lang, "non_monotone"] == (drop > 0.02)

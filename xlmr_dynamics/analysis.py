@@ -202,6 +202,63 @@ class Acquisition:
     non_monotone: bool
 
 
+def _acquire(steps: np.ndarray, vals: np.ndarray, hib: np.ndarray, *, threshold: float, reference: str,
+             tolerance: float) -> dict[str, np.ndarray]:
+    """Vectorised acquisition over C curves on a shared step grid.
+
+    Args:
+        steps: int `[S]`, sorted, unique.
+        vals: float `[C, S]`; NaN = missing or failed point (ignored).
+        hib: bool `[C]`, higher is better.
+
+    Returns:
+        Dict of `[C]` arrays: indices into `steps` (-1 = none) `ia, istab, ib, il`, and float
+        `target, ref, best, final, max_drop`.
+    """
+    C, S = vals.shape
+    rows, idx = np.arange(C), np.arange(S)
+    fin = np.isfinite(vals)
+    has = fin.any(axis=1)
+    sign = np.where(hib, 1.0, -1.0)
+    v = np.where(fin, sign[:, None] * vals, -np.inf)  # higher is better from here on
+    ib = np.argmax(v, axis=1)  # first best (ties -> earliest)
+    il = S - 1 - np.argmax(fin[:, ::-1], axis=1)  # last finite point
+    best, final = vals[rows, ib], vals[rows, il]
+    ref = best if reference == "best" else final
+    target = np.where(hib, threshold * ref, ref / threshold)
+    slack = 1e-12 * np.maximum(1.0, np.abs(target))  # float noise when target == ref * 1.0
+    with np.errstate(invalid="ignore"):
+        reached = fin & (v >= (sign * target - slack)[:, None])
+    ok = has & reached.any(axis=1)
+    ia = np.where(ok, np.argmax(reached, axis=1), -1)
+    miss = fin & ~reached
+    any_miss = miss.any(axis=1)
+    last_miss = np.where(any_miss, S - 1 - np.argmax(miss[:, ::-1], axis=1), -1)
+    after = fin & (idx[None, :] > last_miss[:, None])
+    istab = np.where(ok & after.any(axis=1), np.argmax(after, axis=1), -1)
+    # largest fall below the running best after acquisition
+    w = np.where(fin & (idx[None, :] >= ia[:, None]) & ok[:, None], v, -np.inf)
+    run = np.maximum.accumulate(w, axis=1)
+    with np.errstate(invalid="ignore"):
+        dd = np.where(np.isfinite(w), run - w, 0.0)
+    drop = dd.max(axis=1) if S else np.zeros(C)
+    aref = np.abs(ref)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        max_drop = np.where(aref > 0, drop / np.where(aref > 0, aref, 1.0), drop)
+    nan = np.full(C, np.nan)
+    return dict(ia=ia, istab=istab, ib=np.where(has, ib, -1), il=np.where(has, il, -1),
+                target=np.where(has, target, nan), ref=np.where(has, ref, nan), best=np.where(has, best, nan),
+                final=np.where(has, final, nan), max_drop=np.where(ok, max_drop, nan),
+                non_monotone=ok & (max_drop > tolerance))
+
+
+def _check_args(threshold: float, reference: str) -> None:
+    if reference not in ("best", "final"):
+        raise AnalysisError(f"reference must be 'best' or 'final', got {reference!r}")
+    if not 0 < threshold <= 1:
+        raise AnalysisError(f"threshold must be in (0, 1], got {threshold}")
+
+
 def acquisition_step(steps, values, *, threshold: float = 0.98, reference: str = "best",
                      higher_is_better: bool = True, tolerance: float = 0.02) -> Acquisition:
     """First step at which a curve reaches `threshold` of its best or final value.
@@ -209,7 +266,8 @@ def acquisition_step(steps, values, *, threshold: float = 0.98, reference: str =
     Higher is better: target = threshold * reference; acquired at the first step with value >=
     target. Lower is better (BPC, AER): target = reference / threshold (e.g. best BPC 1.00 ->
     1.0204), acquired at the first step with value <= target. Both say "within a factor 1/threshold
-    of the reference". NaN points are ignored (so "final" is the last finite value).
+    of the reference". NaN points are ignored (so "final" is the last finite value). Metric values
+    are assumed non-negative (accuracy, F1, BPC, AER).
 
     Args:
         steps: int `[S]` (any order; sorted here; step 0 = random init counts).
@@ -223,10 +281,7 @@ def acquisition_step(steps, values, *, threshold: float = 0.98, reference: str =
     Returns:
         Acquisition.
     """
-    if reference not in ("best", "final"):
-        raise AnalysisError(f"reference must be 'best' or 'final', got {reference!r}")
-    if not 0 < threshold <= 1:
-        raise AnalysisError(f"threshold must be in (0, 1], got {threshold}")
+    _check_args(threshold, reference)
     steps = np.asarray(steps, dtype=np.int64)
     values = np.asarray(values, dtype=float)
     if steps.shape != values.shape or steps.ndim != 1:
@@ -235,35 +290,18 @@ def acquisition_step(steps, values, *, threshold: float = 0.98, reference: str =
     steps, values = steps[order], values[order]
     if len(np.unique(steps)) != len(steps):
         raise AnalysisError(f"duplicate steps in a curve: {steps.tolist()}")
-    ok = np.isfinite(values)
-    steps, values = steps[ok], values[ok]
-    nan = float("nan")
-    if steps.size == 0:
-        return Acquisition(None, None, nan, nan, None, nan, None, nan, nan, False)
-    sign = 1.0 if higher_is_better else -1.0
-    v = sign * values  # higher is better from here on
-    ib = int(np.argmax(v))
-    best, final = float(values[ib]), float(values[-1])
-    ref = best if reference == "best" else final
-    target = threshold * ref if higher_is_better else ref / threshold
-    reached = v >= sign * target - 1e-12 * max(1.0, abs(target))
-    ia = int(np.argmax(reached))  # reached is true at least at the reference point
-    # stable: from the last miss onward
-    miss = np.flatnonzero(~reached)
-    is_ = int(miss[-1]) + 1 if miss.size else 0
-    stable = int(steps[is_]) if is_ < len(steps) else None
-    after = v[ia:]
-    drawdown = np.maximum.accumulate(after) - after
-    max_drop = float(drawdown.max() / abs(ref)) if ref != 0 else float(drawdown.max())
-    return Acquisition(step=int(steps[ia]), stable_step=stable, target=float(target),
-                       reference_value=ref, best_step=int(steps[ib]), best_value=best,
-                       final_step=int(steps[-1]), final_value=final, max_drop=max_drop,
-                       non_monotone=bool(max_drop > tolerance))
+    r = _acquire(steps, values[None, :], np.array([higher_is_better]), threshold=threshold,
+                 reference=reference, tolerance=tolerance)
+    st = lambda k: int(steps[r[k][0]]) if r[k][0] >= 0 else None  # noqa: E731
+    return Acquisition(step=st("ia"), stable_step=st("istab"), target=float(r["target"][0]),
+                       reference_value=float(r["ref"][0]), best_step=st("ib"), best_value=float(r["best"][0]),
+                       final_step=st("il"), final_value=float(r["final"][0]), max_drop=float(r["max_drop"][0]),
+                       non_monotone=bool(r["non_monotone"][0]))
 
 
 def acquisition_table(curv: pd.DataFrame, *, threshold: float = 0.98, reference: str = "best",
                       tolerance: float = 0.02, lower_is_better: Iterable[str] | None = None) -> pd.DataFrame:
-    """`acquisition_step` for every curve of `curves()` output (uses the seed mean).
+    """`acquisition_step` for every curve of `curves()` output (uses the seed mean), vectorised.
 
     Returns:
         One row per curve: `CURVE_KEYS`, `setting`, `higher_is_better`, and the `Acquisition` fields
@@ -271,22 +309,34 @@ def acquisition_table(curv: pd.DataFrame, *, threshold: float = 0.98, reference:
         `final_step`, `final_value`, `max_drop`, `non_monotone`); steps are nullable Int64.
     """
     _require(curv, CURVE_KEYS + ("step", "mean"), "acquisition_table")
-    recs = []
-    for key, g in curv.groupby(list(CURVE_KEYS), sort=True):
-        hib = not is_lower_better(key[4], lower_is_better)
-        a = acquisition_step(g["step"].to_numpy(), g["mean"].to_numpy(), threshold=threshold,
-                             reference=reference, higher_is_better=hib, tolerance=tolerance)
-        d = dataclasses.asdict(a)
-        d["acq_step"] = d.pop("step")
-        recs.append(dict(zip(CURVE_KEYS, key), setting=setting_of(key[0], key[1], key[2]),
-                         higher_is_better=hib, **d))
+    _check_args(threshold, reference)
     cols = list(CURVE_KEYS) + ["setting", "higher_is_better", "acq_step", "stable_step", "target",
                                "reference_value", "best_step", "best_value", "final_step", "final_value",
                                "max_drop", "non_monotone"]
-    out = pd.DataFrame(recs, columns=cols)
-    for c in ("acq_step", "stable_step", "best_step", "final_step"):
-        out[c] = out[c].astype("Int64")
-    return out
+    if curv.empty:
+        return pd.DataFrame(columns=cols)
+    grouped = curv.groupby(list(CURVE_KEYS), sort=True)
+    cid = grouped.ngroup().to_numpy()
+    out = grouped.size().reset_index()[list(CURVE_KEYS)]
+    steps = np.unique(curv["step"].to_numpy(dtype=np.int64))
+    sidx = np.searchsorted(steps, curv["step"].to_numpy(dtype=np.int64))
+    flat = cid * len(steps) + sidx
+    if len(np.unique(flat)) != len(flat):
+        raise AnalysisError("acquisition_table: several rows for one (curve, step); pass curves() output")
+    vals = np.full((len(out), len(steps)), np.nan)
+    vals[cid, sidx] = curv["mean"].to_numpy(dtype=float)
+    lib = {m: is_lower_better(m, lower_is_better) for m in out["metric"].unique()}
+    hib = ~out["metric"].map(lib).to_numpy(dtype=bool)
+    r = _acquire(steps, vals, hib, threshold=threshold, reference=reference, tolerance=tolerance)
+    out["setting"] = [setting_of(*k) for k in zip(out["task"], out["train_lang"], out["eval_lang"])]
+    out["higher_is_better"] = hib
+    for name, k in (("acq_step", "ia"), ("stable_step", "istab"), ("best_step", "ib"), ("final_step", "il")):
+        out[name] = pd.array(np.where(r[k] >= 0, steps[np.maximum(r[k], 0)], 0), dtype="Int64")
+        out.loc[r[k] < 0, name] = pd.NA
+    out["target"], out["reference_value"] = r["target"], r["ref"]
+    out["best_value"], out["final_value"] = r["best"], r["final"]
+    out["max_drop"], out["non_monotone"] = r["max_drop"], r["non_monotone"]
+    return out[cols]
 
 
 def lag_table(acq: pd.DataFrame) -> pd.DataFrame:
