@@ -1,0 +1,429 @@
+"""Unsupervised word alignment from encoder similarities (SimAlign-style), batched over layers and pairs.
+
+Owns: the pure array functions (`similarity`, `distortion`, `argmax_align`, `itermax_align`,
+`match_align`), the metrics (`alignment_counts`, `alignment_metrics`: precision/recall/F1/AER against
+sure/possible gold links, Och & Ney 2003) and the driver `run_alignment`.
+
+Method (Jalili Sabet et al. 2020, "SimAlign", re-implemented from the paper's description; SimAlign's
+code is GPL-3.0 and was not used): each sentence is encoded on its own; word vectors are subword
+vectors (`pooling="subword"`: any aligned subword pair aligns the words) or the mean of a word's
+subword vectors (`pooling="mean"`); similarity is `(cos + 1) / 2`, optionally multiplied by the
+distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2`.
+- ArgMax: keep (i, j) when j is the argmax of row i and i the argmax of column j (mutual argmax).
+- IterMax: after ArgMax, run up to `max_count` extra rounds; in each, pairs whose two words are both
+  already aligned get weight 0, pairs with exactly one aligned word weight `alpha` (0.9), other pairs
+  weight 1; new mutual argmaxes of the reweighted matrix that involve at least one unaligned word are
+  added. A round that adds nothing ends the loop (later rounds would add nothing either, so the
+  batched version simply unrolls `max_count` rounds).
+- Match: maximum-weight bipartite matching (`scipy.optimize.linear_sum_assignment`, on the host).
+
+Shapes: similarities are `[L, B, S, T]` (layers, sentence pairs, source / target units), padded; the
+true lengths `src_len_b`, `tgt_len_b` mask the padding. ArgMax / IterMax / distortion run in one jit
+per padded pair batch; only the boolean alignments (or, for Match, the similarities) reach the host.
+
+Limits: each sentence must fit in one encoder segment (`max_len`, default 512 subwords incl.
+specials); longer ones are counted as skipped. Ties in argmax go to the lowest index.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+METHODS = ("argmax", "itermax", "match")
+POOLINGS = ("mean", "subword")
+METRICS = ("precision", "recall", "f1", "aer")
+
+
+class AlignmentError(ValueError):
+    """Gold alignments or sentences unusable (names the pair index / file line)."""
+
+
+# ------------------------------------------------------------------------------ array functions ----
+
+def similarity(src_lbsd, tgt_lbtd):
+    """SimAlign similarity `(cos + 1) / 2` in [0, 1].
+
+    Args:
+      src_lbsd: float [L, B, S, D] source unit vectors (padding rows may be zero).
+      tgt_lbtd: float [L, B, T, D] target unit vectors.
+
+    Returns:
+      float32 [L, B, S, T].
+    """
+    eps = 1e-12
+    s = src_lbsd.astype(jnp.float32)
+    t = tgt_lbtd.astype(jnp.float32)
+    s = s / jnp.maximum(jnp.linalg.norm(s, axis=-1, keepdims=True), eps)
+    t = t / jnp.maximum(jnp.linalg.norm(t, axis=-1, keepdims=True), eps)
+    cos = jnp.einsum("lbsd,lbtd->lbst", s, t)
+    return (cos + 1.0) / 2.0
+
+
+def distortion(src_len_b, tgt_len_b, s: int, t: int, ratio):
+    """Distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2` per pair (1 on padding is harmless).
+
+    Args:
+      src_len_b, tgt_len_b: int [B] true lengths m, n (a length-1 side uses position 0).
+      s, t: padded sizes S, T.
+      ratio: float scalar (0 disables).
+
+    Returns:
+      float32 [B, S, T].
+    """
+    i = jnp.arange(s, dtype=jnp.float32)[None, :] / jnp.maximum(src_len_b - 1, 1).astype(jnp.float32)[:, None]
+    j = jnp.arange(t, dtype=jnp.float32)[None, :] / jnp.maximum(tgt_len_b - 1, 1).astype(jnp.float32)[:, None]
+    return 1.0 - ratio * jnp.square(i[:, :, None] - j[:, None, :])
+
+
+def _valid(src_len_b, tgt_len_b, s: int, t: int):
+    vs = jnp.arange(s)[None, :] < src_len_b[:, None]
+    vt = jnp.arange(t)[None, :] < tgt_len_b[:, None]
+    return vs[:, :, None] & vt[:, None, :]  # [B, S, T]
+
+
+def _mutual_argmax(sim_lbst, valid_bst):
+    """Mutual-argmax one-hots of a masked similarity: bool [L, B, S, T]."""
+    x = jnp.where(valid_bst[None], sim_lbst, -jnp.inf)
+    s, t = x.shape[-2:]
+    fwd = jnp.argmax(x, axis=-1)[..., :, None] == jnp.arange(t)  # row argmax, [L,B,S,T]
+    rev = jnp.argmax(x, axis=-2)[..., None, :] == jnp.arange(s)[:, None]  # column argmax
+    return fwd & rev & valid_bst[None]
+
+
+def argmax_align(sim_lbst, src_len_b, tgt_len_b):
+    """ArgMax (mutual argmax) alignment.
+
+    Args:
+      sim_lbst: float [L, B, S, T] similarities (padding entries ignored).
+      src_len_b, tgt_len_b: int [B] true lengths.
+
+    Returns:
+      bool [L, B, S, T] links (False on padding).
+    """
+    s, t = sim_lbst.shape[-2:]
+    return _mutual_argmax(sim_lbst, _valid(src_len_b, tgt_len_b, s, t))
+
+
+def itermax_align(sim_lbst, src_len_b, tgt_len_b, *, max_count: int = 2, alpha: float = 0.9):
+    """IterMax alignment: ArgMax plus up to `max_count` reweighted mutual-argmax rounds.
+
+    Args:
+      sim_lbst: float [L, B, S, T] similarities (non-negative, e.g. from `similarity`).
+      src_len_b, tgt_len_b: int [B] true lengths.
+      max_count: extra rounds after the initial ArgMax.
+      alpha: weight of pairs with exactly one already-aligned word.
+
+    Returns:
+      bool [L, B, S, T] links.
+    """
+    s, t = sim_lbst.shape[-2:]
+    valid = _valid(src_len_b, tgt_len_b, s, t)
+    links = _mutual_argmax(sim_lbst, valid)
+    for _ in range(max_count):
+        row_done = links.any(axis=-1, keepdims=True)  # [L,B,S,1]
+        col_done = links.any(axis=-2, keepdims=True)  # [L,B,1,T]
+        # weight = clip(alpha*[row free] + alpha*[col free], 0, 1): 1 / alpha / 0 for 2 / 1 / 0 free words
+        w = jnp.clip(alpha * (~row_done) + alpha * (~col_done), 0.0, 1.0)
+        new = _mutual_argmax(sim_lbst * w, valid) & ~(row_done & col_done)
+        links = links | new
+    return links
+
+
+def match_align(sim_st: np.ndarray) -> np.ndarray:
+    """Match: maximum-weight bipartite matching on one (unpadded) similarity matrix.
+
+    Args:
+      sim_st: float [m, n] similarities.
+
+    Returns:
+      bool [m, n] links (min(m, n) of them).
+    """
+    sim_st = np.asarray(sim_st, np.float64)
+    out = np.zeros(sim_st.shape, bool)
+    if sim_st.size:
+        r, c = linear_sum_assignment(sim_st, maximize=True)
+        out[r, c] = True
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("method", "max_count", "alpha"))
+def align_batch(src_lbsd, tgt_lbtd, src_len_b, tgt_len_b, ratio, *, method: str = "argmax",
+                max_count: int = 2, alpha: float = 0.9):
+    """Similarity (+ distortion) and ArgMax / IterMax for a padded pair batch, all layers at once.
+
+    Args:
+      src_lbsd, tgt_lbtd: float [L, B, S, D], [L, B, T, D] unit vectors.
+      src_len_b, tgt_len_b: int [B] true lengths (0 for padding pairs).
+      ratio: float scalar distortion ratio (0 = off).
+      method: "argmax", "itermax", or "sim" (return the similarities, for Match on the host).
+
+    Returns:
+      bool [L, B, S, T] links, or float32 [L, B, S, T] similarities for `method="sim"`.
+    """
+    s, t = src_lbsd.shape[2], tgt_lbtd.shape[2]
+    sim = similarity(src_lbsd, tgt_lbtd) * distortion(src_len_b, tgt_len_b, s, t, ratio)[None]
+    if method == "sim":
+        return sim
+    if method == "argmax":
+        return argmax_align(sim, src_len_b, tgt_len_b)
+    if method == "itermax":
+        return itermax_align(sim, src_len_b, tgt_len_b, max_count=max_count, alpha=alpha)
+    raise ValueError(f"method must be 'argmax', 'itermax' or 'sim', got {method!r}")
+
+
+# -------------------------------------------------------------------------------------- metrics ----
+
+def alignment_counts(pred: set, sure: set, possible: set) -> np.ndarray:
+    """Counts `[|A|, |S|, |A & S|, |A & P|]` for one sentence (P is taken as possible | sure)."""
+    p = set(possible) | set(sure)
+    a = set(pred)
+    return np.array([len(a), len(sure), len(a & set(sure)), len(a & p)], np.int64)
+
+
+def alignment_metrics(counts) -> dict[str, float]:
+    """Precision, recall, F1 and AER from corpus-summed counts `[|A|, |S|, |A & S|, |A & P|]`.
+
+    P = |A&P| / |A|, R = |A&S| / |S|, F1 = 2PR / (P + R), AER = 1 - (|A&S| + |A&P|) / (|A| + |S|)
+    (Och & Ney 2003). Empty denominators give 0 (precision, recall, F1) and 1 (AER).
+    """
+    a, s, a_s, a_p = (float(x) for x in counts)
+    prec = a_p / a if a else 0.0
+    rec = a_s / s if s else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    aer = 1.0 - (a_s + a_p) / (a + s) if a + s else 1.0
+    return {"precision": prec, "recall": rec, "f1": f1, "aer": aer}
+
+
+# --------------------------------------------------------------------------------------- driver ----
+
+def _layer_ids(layers, num_layers: int) -> list[int]:
+    if isinstance(layers, str):
+        if layers != "all":
+            raise ValueError(f"layers must be 'all', an int or a list of ints, got {layers!r}")
+        return list(range(num_layers + 1))
+    ids = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+    bad = [i for i in ids if not 0 <= int(i) <= num_layers]
+    if bad or not ids:
+        raise ValueError(f"layers {bad or ids} out of range 0..{num_layers}")
+    return [int(i) for i in ids]
+
+
+def _check_gold(gold) -> None:
+    n = len(gold.src)
+    lens = {"src": n, "tgt": len(gold.tgt), "sure": len(gold.sure), "possible": len(gold.possible)}
+    if len(set(lens.values())) != 1:
+        raise AlignmentError(f"alignment set: mismatched line counts {lens}")
+    for k in range(n):
+        m, nt = len(gold.src[k]), len(gold.tgt[k])
+        for kind, links in (("sure", gold.sure[k]), ("possible", gold.possible[k])):
+            for i, j in links:
+                if not (0 <= i < m and 0 <= j < nt):
+                    raise AlignmentError(
+                        f"alignment set: pair {k} (line {k + 1}): {kind} link {i}-{j} is past the sentence "
+                        f"end (src {m} words, tgt {nt} words)")
+
+
+def _unit_vectors(encoder, tokenizer, sentences, *, layer_ids, pooling, max_len, tokens_per_batch):
+    """Encode sentences one per row and return per-sentence unit vectors.
+
+    Returns:
+      (vecs, unit2word, status): vecs[k] float32 [len(layer_ids), n_units, D] or None, unit2word[k]
+      int [n_units], status[k] in {"ok", "empty", "unk", "too_long"}.
+    """
+    from xlmr_dynamics.data import encode_words, make_batches
+
+    n = len(sentences)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+    status = ["empty" if len(s) == 0 else "ok" for s in sentences]
+    enc = encode_words(tokenizer, [list(s) for s in sentences], max_len=max_len)
+    seg_of_word = np.full(enc.num_words, -1, np.int64)
+    for si, seg in enumerate(enc.segments):
+        seg_of_word[np.asarray(seg.word_id)] = si
+    sent_of_word = np.searchsorted(offsets, np.arange(enc.num_words), side="right") - 1
+    for k in range(n):
+        if status[k] != "ok":
+            continue
+        segs = set(seg_of_word[offsets[k]:offsets[k + 1]].tolist())
+        if len(segs) != 1:
+            status[k] = "too_long"
+            continue
+        seg = enc.segments[segs.pop()]
+        ids = np.asarray(seg.ids)[1:-1]
+        if ids.size and (ids == tokenizer.unk_id).all():
+            status[k] = "unk"
+    # word -> (start, end) subword span within its row; filled from the batches
+    lay = np.asarray(layer_ids)
+    d = encoder.config.hidden_size
+    per_word: dict[int, np.ndarray] = {}
+    step = _pool_step_mean if pooling == "mean" else _hidden_step
+    for batch in make_batches(enc.segments, tokens_per_batch=tokens_per_batch):
+        out = np.asarray(step(encoder.params, batch["input_ids"], batch["attention_mask"], batch["word_start"],
+                              batch["word_end"], jnp.asarray(lay), cfg=encoder.config))
+        wid = np.asarray(batch["word_id"])
+        ws, we = np.asarray(batch["word_start"]), np.asarray(batch["word_end"])
+        for b, w in zip(*np.nonzero(wid >= 0)):
+            g = int(wid[b, w])
+            if status[sent_of_word[g]] != "ok":
+                continue
+            if pooling == "mean":
+                per_word[g] = out[:, b, w][:, None]
+            else:
+                e = max(int(we[b, w]), int(ws[b, w]) + 1)
+                per_word[g] = out[:, b, int(ws[b, w]):e]
+    vecs, u2w = [], []
+    for k in range(n):
+        if status[k] != "ok":
+            vecs.append(None)
+            u2w.append(None)
+            continue
+        parts = [per_word[g] for g in range(offsets[k], offsets[k + 1])]
+        vecs.append(np.concatenate(parts, axis=1) if parts else np.zeros((len(lay), 0, d), np.float32))
+        u2w.append(np.repeat(np.arange(len(parts)), [p.shape[1] for p in parts]))
+    return vecs, u2w, status
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _pool_step_mean(params, input_ids, attention_mask, word_start, word_end, layers, *, cfg):
+    from xlmr_dynamics import extract, model
+
+    hidden = model.hidden_states(params, input_ids, attention_mask, cfg=cfg)[layers]
+    return extract.pool_words(hidden, word_start, word_end, "mean")
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _hidden_step(params, input_ids, attention_mask, word_start, word_end, layers, *, cfg):
+    from xlmr_dynamics import model
+
+    return model.hidden_states(params, input_ids, attention_mask, cfg=cfg)[layers]
+
+
+def _bucket(x: int, minimum: int = 8) -> int:
+    return max(minimum, 1 << (max(int(x), 1) - 1).bit_length())
+
+
+def align_vectors(src_vecs: Sequence[np.ndarray], tgt_vecs: Sequence[np.ndarray], *, method: str = "argmax",
+                  distortion_ratio: float = 0.0, pairs_per_batch: int = 32, max_count: int = 2,
+                  alpha: float = 0.9) -> list[np.ndarray]:
+    """Align unit vectors of many sentence pairs, all layers at once.
+
+    Args:
+      src_vecs, tgt_vecs: per pair, float [L, m_k, D] and [L, n_k, D] (same L, D for all pairs).
+      method: "argmax", "itermax" or "match".
+      distortion_ratio: distortion prior ratio (0 = off).
+      pairs_per_batch: pairs per jitted call (pairs are grouped by padded size to limit recompiles).
+
+    Returns:
+      per pair, bool [L, m_k, n_k] unit links.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    n = len(src_vecs)
+    out: list[np.ndarray | None] = [None] * n
+    if not n:
+        return []
+    sizes = [(_bucket(s.shape[1]), _bucket(t.shape[1])) for s, t in zip(src_vecs, tgt_vecs)]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, st in enumerate(sizes):
+        groups.setdefault(st, []).append(k)
+    l_, d = src_vecs[0].shape[0], src_vecs[0].shape[2]
+    jmethod = "sim" if method == "match" else method
+    for (sp, tp), idx in sorted(groups.items()):
+        for c in range(0, len(idx), pairs_per_batch):
+            chunk = idx[c:c + pairs_per_batch]
+            b = pairs_per_batch if len(idx) > pairs_per_batch else _bucket(len(chunk), 1)
+            src = np.zeros((l_, b, sp, d), np.float32)
+            tgt = np.zeros((l_, b, tp, d), np.float32)
+            sl = np.zeros(b, np.int32)
+            tl = np.zeros(b, np.int32)
+            for r, k in enumerate(chunk):
+                m, nn = src_vecs[k].shape[1], tgt_vecs[k].shape[1]
+                src[:, r, :m], tgt[:, r, :nn], sl[r], tl[r] = src_vecs[k], tgt_vecs[k], m, nn
+            res = np.asarray(align_batch(src, tgt, sl, tl, jnp.float32(distortion_ratio), method=jmethod,
+                                         max_count=max_count, alpha=alpha))
+            for r, k in enumerate(chunk):
+                block = res[:, r, :sl[r], :tl[r]]
+                out[k] = np.stack([match_align(x) for x in block]) if method == "match" else block
+    return out
+
+
+def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argmax", pooling: str = "mean",
+                  distortion: float = 0.0, max_len: int = 512, tokens_per_batch: int = 8192,
+                  pairs_per_batch: int = 32, max_count: int = 2, alpha: float = 0.9,
+                  eval_lang: str | None = None) -> list[dict]:
+    """Align every gold pair with the encoder and score every requested layer.
+
+    Args:
+      encoder: `xlmr_dynamics.model.Encoder`.
+      tokenizer: `XLMRTokenizer` (needs `unk_id` and whatever `encode_words` uses).
+      gold: `AlignmentSet` (src/tgt word lists, sure/possible 0-based link sets, English first).
+      layers: "all", a hidden-state index (0 = embeddings) or a list of them.
+      method: "argmax", "itermax" or "match".
+      pooling: "mean" (word = mean of its subwords) or "subword" (subword links -> word links).
+      distortion: distortion prior ratio (0 = off).
+      max_len: longest segment (subwords incl. specials); longer sentences are skipped and counted.
+      eval_lang: target language code for the rows (default `gold.lang` if present, else "xx").
+
+    Returns:
+      rows `{task: "align", train_lang: "en", eval_lang, layer, seed: 0, metric, value, n, extra}`, four
+      per layer (precision, recall, f1, aer); `n` = sentence pairs scored; `extra` has the corpus counts,
+      settings and skipped pairs by reason.
+
+    Raises:
+      AlignmentError: mismatched line counts or gold links past a sentence end.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    _check_gold(gold)
+    lay = _layer_ids(layers, encoder.config.num_layers)
+    common = dict(layer_ids=lay, pooling=pooling, max_len=max_len, tokens_per_batch=tokens_per_batch)
+    sv, su, sst = _unit_vectors(encoder, tokenizer, gold.src, **common)
+    tv, tu, tst = _unit_vectors(encoder, tokenizer, gold.tgt, **common)
+    keep, skipped = [], {"empty": 0, "unk": 0, "too_long": 0}
+    for k in range(len(gold.src)):
+        reason = next((r for r in ("empty", "unk", "too_long") if r in (sst[k], tst[k])), None)
+        if reason:
+            skipped[reason] += 1
+        else:
+            keep.append(k)
+    links = align_vectors([sv[k] for k in keep], [tv[k] for k in keep], method=method,
+                          distortion_ratio=distortion, pairs_per_batch=pairs_per_batch,
+                          max_count=max_count, alpha=alpha)
+    counts = np.zeros((len(lay), 4), np.int64)
+    for k, a_lst in zip(keep, links):
+        m, nt = len(gold.src[k]), len(gold.tgt[k])
+        sure = np.zeros((m, nt), bool)
+        poss = np.zeros((m, nt), bool)
+        for i, j in gold.sure[k]:
+            sure[i, j] = poss[i, j] = True
+        for i, j in gold.possible[k]:
+            poss[i, j] = True
+        for li in range(len(lay)):
+            pred = np.zeros((m, nt), bool)
+            ii, jj = np.nonzero(a_lst[li])
+            pred[su[k][ii], tu[k][jj]] = True
+            counts[li] += [pred.sum(), sure.sum(), (pred & sure).sum(), (pred & poss).sum()]
+    lang = eval_lang or getattr(gold, "lang", None) or "xx"
+    rows = []
+    for li, layer in enumerate(lay):
+        vals = alignment_metrics(counts[li])
+        extra = {"method": method, "pooling": pooling, "distortion": float(distortion),
+                 "counts": dict(zip(("pred", "sure", "pred_sure", "pred_possible"), counts[li].tolist())),
+                 "skipped": dict(skipped)}
+        for metric in METRICS:
+            rows.append({"task": "align", "train_lang": "en", "eval_lang": lang, "layer": layer, "seed": 0,
+                         "metric": metric, "value": float(vals[metric]), "n": len(keep), "extra": extra})
+    return rows
+
+
+__all__: Iterable[str] = (
+    "AlignmentError", "similarity", "distortion", "argmax_align", "itermax_align", "match_align",
+    "align_batch", "align_vectors", "alignment_counts", "alignment_metrics", "run_alignment",
+)
