@@ -167,8 +167,9 @@ def _curves_section(w: _Writer, curv: pd.DataFrame, acq: pd.DataFrame, major: pd
                     plan: dict, axis: _StepAxis) -> None:
     w.h(2, "Learning curves", "curves")
     w.p("Mean over probe seeds with a 95% percentile-bootstrap interval over seeds (shaded); dotted vertical "
-        "line = acquisition step; dashed horizontal line = majority-label baseline; x axis log steps, "
-        "random init drawn at 'init'.", "note")
+        "line = acquisition step; dashed horizontal line = majority-label baseline; red title = non-monotone "
+        "after acquisition. The x axis is log steps; step 0 (random init) is drawn at half the first positive "
+        "step and labelled 'init' (the axis is broken there).", "note")
     for task, (metric, layer) in plan.items():
         sel = curv[(curv.task == task) & (curv.metric == metric) & (curv.layer == layer)]
         own = sel[[A.setting_of(task, a, b) != "cross_lingual" for a, b in zip(sel.train_lang, sel.eval_lang)]]
@@ -182,12 +183,17 @@ def _curves_section(w: _Writer, curv: pd.DataFrame, acq: pd.DataFrame, major: pd
             ax.fill_between(x, g["lo"], g["hi"], color="C0", alpha=0.25, lw=0)
             a = acq[(acq.task == task) & (acq.train_lang == tl) & (acq.eval_lang == el)
                     & (acq.layer == layer) & (acq.metric == metric)]
+            flagged = bool(len(a) and a.non_monotone.iloc[0])
             if len(a) and not pd.isna(a.acq_step.iloc[0]):
                 ax.axvline(axis.x([a.acq_step.iloc[0]])[0], ls=":", color="k", lw=1)
             mb = major[(major.task == task) & (major.eval_lang == el) & (major.metric == metric)]
+            if (mb.train_lang == tl).any():
+                mb = mb[mb.train_lang == tl]
             if len(mb):
                 ax.axhline(mb.value.mean(), ls="--", color="C3", lw=1)
-            ax.set_title(f"{tl}→{el}" if tl and tl != el else el, fontsize=9)
+            title = f"{tl}→{el}" if tl and tl != el else el
+            ax.set_title(title + (" (non-monotone)" if flagged else ""), fontsize=9,
+                         color="C3" if flagged else "k")
             ax.tick_params(labelsize=7)
             axis.style(ax)
         fig.suptitle(f"{task}: {metric}, layer {layer}", fontsize=11)
@@ -457,7 +463,8 @@ def _provenance(df: pd.DataFrame, results_dir: Path, settings: dict) -> str:
              ("config hash", vals("config_hash")), ("data hash", vals("data_hash")),
              ("package version", vals("package_version")), ("run id", vals("run_id"))]
     items += [(k, html.escape(str(v))) for k, v in settings.items()]
-    return "<table>" + "".join(f"<tr><th>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in items) + "</table>"
+    cells = "".join(f"<tr><th>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in items)
+    return f"<table>{cells}</table>"
 
 
 # --- entry point -----------------------------------------------------------------------------------
