@@ -117,3 +117,15 @@ def test_report_nan_rows_empty_dir_and_bad_args(tmp_path):
         RP.make_report(res, reference="mean")
     with pytest.raises(RP.ReportError, match="lang_table file"):
         RP.make_report(res, lang_table=tmp_path / "missing.csv")
+
+
+def test_report_warns_on_pooled_configs_and_duplicates(tmp_path):
+    res = tmp_path / "res"
+    row = dict(run_id="r", checkpoint="c5", step=5, task="pos", train_lang="en", eval_lang="en", layer=0, seed=0,
+               metric="accuracy", value=0.5, n=1)
+    with ResultsStore(res) as st:
+        st.append("a", [dict(row, config_hash="aaa")])
+        st.append("b", [dict(row, config_hash="bbb", value=0.7)])
+    doc = RP.make_report(res).read_text()
+    assert "2 different config_hash values" in doc and "2 rows measure the same" in doc
+    assert len(pd.read_csv(res / "report" / "duplicate_rows.csv")) == 2

@@ -98,6 +98,17 @@ def majority_baselines(df: pd.DataFrame) -> pd.DataFrame:
     return major.groupby(keys, as_index=False, sort=True)["value"].mean()
 
 
+def duplicate_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows measuring the same thing twice: same step, `CURVE_KEYS`, seed and baseline status.
+
+    `curves` would average them as if they were extra seeds; the report warns when any exist (e.g.
+    two runs with different configs written into one results directory).
+    """
+    keys = ["step", "seed", "extra"] + list(CURVE_KEYS)
+    _require(df, keys, "duplicate_rows")
+    return df[df.duplicated(keys, keep=False)]
+
+
 # --- curves ----------------------------------------------------------------------------------------
 def curves(df: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Mean over seeds per curve point, with a percentile-bootstrap interval over seeds.

@@ -464,7 +464,17 @@ def _provenance(df: pd.DataFrame, results_dir: Path, settings: dict) -> str:
              ("package version", vals("package_version")), ("run id", vals("run_id"))]
     items += [(k, html.escape(str(v))) for k, v in settings.items()]
     cells = "".join(f"<tr><th>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in items)
-    return f"<table>{cells}</table>"
+    warn = []
+    for c in ("config_hash", "run_id"):
+        n = curve_rows[c].nunique() if len(curve_rows) else 0
+        if n > 1:
+            warn.append(f"rows from {n} different {c} values are pooled in this report")
+    dup = A.duplicate_rows(df) if len(df) else df
+    if len(dup):
+        warn.append(f"{len(dup)} rows measure the same (step, task, languages, layer, seed, metric) more than once "
+                    "and are averaged as if they were extra seeds (see duplicate_rows.csv)")
+    warn_html = "".join(f'<p class="flag">Warning: {html.escape(x)}.</p>' for x in warn)
+    return f"<table>{cells}</table>{warn_html}"
 
 
 # --- entry point -----------------------------------------------------------------------------------
@@ -505,6 +515,8 @@ def make_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
                 "layer": "last layer of each task" if layer is None else layer,
                 "intervals": f"95% percentile bootstrap over probe seeds ({n_boot} resamples, seed {seed})"}
     curve_rows, _ = A.split_baselines(df)
+    if len(df) and len(A.duplicate_rows(df)):
+        w.csv("duplicate_rows.csv", A.duplicate_rows(df))
     if curve_rows.empty:
         w.p("No result rows yet.", "note")
     else:
