@@ -47,6 +47,9 @@ def root() -> Path:
     return path
 
 
+ROOT: Path = Path(str(importlib.resources.files(__name__)))  # same as root(), without the check
+
+
 def text_path(lang: str, split: str = "train") -> Path:
     """Path of `text/<lang>.<split>.txt` (split: "train" for pretraining, "heldout" for BPC)."""
     if lang not in TEXT_LANGUAGES or split not in TEXT_SPLITS:
