@@ -9,8 +9,13 @@ import pytest
 
 from xlmr_dynamics import probes
 
-jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(autouse=True)
+def strict_numpy():
+    """Probe code must not rely on implicit rank or dtype promotion (scoped to these tests)."""
+    with jax.numpy_rank_promotion("raise"), jax.numpy_dtype_promotion("strict"):
+        yield
 
 
 def clusters(num_layers=3, n=600, dim=7, num_classes=5, seed=0, noise=1.0):
@@ -46,17 +51,20 @@ def test_vmapped_equals_each_layer_alone(kind):
     fit = probes.fit_probes(x[:, :500], y[:500], 5, cfg=cfg, **dev)
     pred = probes.predict_probes(fit, x[:, 500:])
     assert pred.shape == (3, 2, 100)
-    for layer in range(3):
-        for s_idx, seed in enumerate(cfg.seeds):
-            one = probes.fit_probes(x[layer:layer + 1, :500], y[:500], 5,
-                                    cfg=dataclasses.replace(cfg, seeds=(seed,)),
-                                    dev_x=x[layer:layer + 1, 500:], dev_y=y[500:])
+    # Each layer alone (all seeds), and one (layer, seed) probe entirely alone.
+    units = [(layer, cfg.seeds) for layer in range(3)] + [(1, (3,))]
+    for layer, seeds in units:
+        one = probes.fit_probes(x[layer:layer + 1, :500], y[:500], 5,
+                                cfg=dataclasses.replace(cfg, seeds=seeds),
+                                dev_x=x[layer:layer + 1, 500:], dev_y=y[500:])
+        pred_one = probes.predict_probes(one, x[layer:layer + 1, 500:])
+        for j, seed in enumerate(seeds):
+            s_idx = cfg.seeds.index(seed)
             for k in fit.params:
-                np.testing.assert_allclose(fit.params[k][layer, s_idx], one.params[k][0, 0],
+                np.testing.assert_allclose(fit.params[k][layer, s_idx], one.params[k][0, j],
                                            atol=1e-5, rtol=1e-5)
-            np.testing.assert_array_equal(
-                pred[layer, s_idx], probes.predict_probes(one, x[layer:layer + 1, 500:])[0, 0])
-            assert fit.best_epoch[layer, s_idx] == one.best_epoch[0, 0]
+            np.testing.assert_array_equal(pred[layer, s_idx], pred_one[0, j])
+            assert fit.best_epoch[layer, s_idx] == one.best_epoch[0, j]
 
 
 def test_shared_order_equals_each_layer_alone_and_seeds_differ():

@@ -379,59 +379,73 @@ def _init_one(key, din: int, num_classes: int, kind: str, hidden: int):
     return {"w": w, "b": b}
 
 
-def _dense_in(w_od, b_o, h_bd, mean_d, scale_d):
-    """First affine map on raw features with standardisation folded into the weights.
+def _dense_in(w_lsod, b_lso, h, mean_ld, scale_ld):
+    """First affine map of every probe, standardisation folded into the weights.
 
     ((h - mean) * scale) @ W^T + b = h @ (W * scale)^T + (b - (W * scale) @ mean): the extra work
-    is on the small weight matrix, not on the [B, D] minibatch.
-    """
-    if mean_d is not None:
-        w_od = w_od * scale_d[None, :]
-        b_o = b_o - w_od @ mean_d
-    return h_bd @ w_od.T + b_o[None, :]
-
-
-def _logits_one(params, h_bd, mean_d=None, scale_d=None):
-    """Logits of one probe.
+    is on the weights, not on the minibatch, and gradients are those of standardised features.
+    All probes are one einsum (batch axes l, s), not nested vmaps of a per-probe matmul: on
+    XLA:CPU this is ~1.3x faster, and with a shared minibatch ('lbd') each layer's seeds share
+    one GEMM.
 
     Args:
-        params: one probe's params (no leading axes).
-        h_bd: float32 `[B, Din]` features (raw if `mean_d` is given, else already standardised).
-        mean_d, scale_d: optional float32 `[Din]` standardisation.
+        w_lsod: `[L, S, O, Din]`; b_lso: `[L, S, O]`.
+        h: float32 `[L, B, Din]` (shared by seeds) or `[L, S, B, Din]`.
+        mean_ld, scale_ld: `[L, Din]` or None (h already standardised).
 
     Returns:
-        float32 `[B, C]`.
+        float32 `[L, S, B, O]`.
+    """
+    if mean_ld is not None:
+        w_lsod = w_lsod * scale_ld[:, None, None, :]
+        b_lso = b_lso - jnp.einsum("lsod,ld->lso", w_lsod, mean_ld)
+    spec = "lbd,lsod->lsbo" if h.ndim == 3 else "lsbd,lsod->lsbo"
+    return jnp.einsum(spec, h, w_lsod) + b_lso[:, :, None, :]
+
+
+def _logits(params, h, mean_ld=None, scale_ld=None):
+    """Logits of every (layer, seed) probe.
+
+    Args:
+        params: probe params with leading `[L, S]` axes (see `ProbeFit.params`).
+        h: float32 `[L, B, Din]` or `[L, S, B, Din]` features (raw if `mean_ld` is given, else
+            already standardised).
+        mean_ld, scale_ld: optional float32 `[L, Din]` standardisation.
+
+    Returns:
+        float32 `[L, S, B, C]`.
     """
     if "w1" in params:
-        h_bd = jax.nn.relu(_dense_in(params["w1"], params["b1"], h_bd, mean_d, scale_d))
-        return h_bd @ params["w"].T + params["b"][None, :]
-    return _dense_in(params["w"], params["b"], h_bd, mean_d, scale_d)
+        hid = jax.nn.relu(_dense_in(params["w1"], params["b1"], h, mean_ld, scale_ld))
+        return _dense_in(params["w"], params["b"], hid, None, None)
+    return _dense_in(params["w"], params["b"], h, mean_ld, scale_ld)
 
 
-def _loss_one(params, h_bd, y_b, mask_b, mean_d=None, scale_d=None):
-    """Mean cross-entropy of one probe over the valid examples of a minibatch."""
-    logits = _logits_one(params, h_bd, mean_d, scale_d)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_b)
-    return jnp.sum(ce * mask_b) / jnp.maximum(jnp.sum(mask_b), 1.0)
+def _loss(params, h, y, mask, mean_ld=None, scale_ld=None):
+    """Sum over probes of each probe's mean cross-entropy on its valid minibatch examples.
+
+    Probes share no parameters, so the gradient of the sum is every probe's own gradient.
+
+    Args:
+        h: `[L, B, Din]` (one order for all seeds) or `[L, S, B, Din]` (own order per seed).
+        y, mask: int `[B]` / float `[B]`, or `[S, B]` for own orders.
+
+    Returns:
+        (total loss, per-probe loss `[L, S]`).
+    """
+    logits = _logits(params, h, mean_ld, scale_ld)  # [L, S, B, C]
+    y = jnp.broadcast_to(y, logits.shape[1:3])[None]
+    mask = jnp.broadcast_to(mask, logits.shape[1:3])[None]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.broadcast_to(y, logits.shape[:3]))
+    per_probe = jnp.sum(ce * mask, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
+    return jnp.sum(per_probe), per_probe
 
 
-# Over layers: features and standardisation differ, labels and mask are shared (the minibatch
-# order is shared across layers). Over seeds: params always differ; features, labels and mask
-# differ only with `shuffle_per_seed` (else one [L, B, D] gather serves every seed).
-_grad_ls_own_order = jax.vmap(
-    jax.vmap(jax.value_and_grad(_loss_one), in_axes=(0, 0, 0, 0, None, None)),
-    in_axes=(0, 0, None, None, 0, 0),
-)
-_grad_ls_shared_order = jax.vmap(
-    jax.vmap(jax.value_and_grad(_loss_one), in_axes=(0, None, None, None, None, None)),
-    in_axes=(0, 0, None, None, 0, 0),
-)
-# Prediction: one feature chunk per layer, shared by all seeds.
-_logits_ls = jax.vmap(jax.vmap(_logits_one, in_axes=(0, None, None, None)), in_axes=(0, 0, 0, 0))
+_grad_all = jax.grad(_loss, has_aux=True)
 
 
 def _example_features(x, ids, mean, scale):
-    """Gathers example features; returns (h, mean, scale) for `_logits_one`.
+    """Gathers example features; returns (h, mean, scale) for `_logits`.
 
     Rows (K = 1) stay raw (cast to float32) and standardisation is folded into the probe's
     weights; pairs (K = 2) are standardised before the product is formed.
@@ -464,7 +478,7 @@ def _predict_chunks(params, x, idx_tk, mean, scale):
 
     def body(_, ids):
         h, m, s = _example_features(x, ids, mean, scale)  # [L, chunk, Din]
-        logits = _logits_ls(params, h, m, s)  # [L, S, chunk, C]
+        logits = _logits(params, h, m, s)  # [L, S, chunk, C]
         return None, jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
     _, pred = jax.lax.scan(body, None, idx_tk)  # [T, L, S, chunk]
@@ -508,7 +522,6 @@ def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev
     else:
         order = permute(seed_keys[0])[None]  # [1, steps * B]: one order for all seeds
     order = order.reshape(-1, steps, b).transpose(1, 0, 2)  # [steps, S or 1, B]
-    grad_fn = _grad_ls_own_order if cfg.shuffle_per_seed else _grad_ls_shared_order
 
     def step(carry, ids_sb):
         params, opt, loss_sum = carry
@@ -517,7 +530,7 @@ def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev
         mask = (ids_sb >= 0).astype(jnp.float32)  # [S, B] or [B]
         safe = jnp.maximum(ids_sb, 0)
         h, m, s = _example_features(x, idx[safe], mean, scale)  # [L, (S,) B, Din]
-        loss, grads = grad_fn(params, h, y[safe], mask, m, s)
+        grads, loss = _grad_all(params, h, y[safe], mask, m, s)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes python floats and int counts
             updates, opt = tx.update(grads, opt, params)
             params = optax.apply_updates(params, updates)
