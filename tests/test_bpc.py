@@ -103,7 +103,7 @@ def torch_bpc(m, tok, lines):
 
 def test_bpc_matches_torch_per_position(tok, models):
     m, enc = models
-    lines = {"fr": _lines("fra", 12) + [""], "de": _lines("deu", 10)}
+    lines = {"fr": _lines("fra", 6) + [""], "de": _lines("deu", 5)}
     rows = B.bpc_rows(enc, tok, lines, tokens_per_batch=256, max_len=128)
     assert [r["eval_lang"] for r in rows] == ["fr", "de"]
     for r in rows:
@@ -111,7 +111,7 @@ def test_bpc_matches_torch_per_position(tok, models):
         assert r["value"] == pytest.approx(ref, abs=1e-4)
         assert r["task"] == "bpc" and r["metric"] == "bpc" and r["layer"] == enc.config.num_layers
     fr = rows[0]
-    assert fr["extra"]["skipped_empty"] == 1 and fr["extra"]["sentences"] == 12
+    assert fr["extra"]["skipped_empty"] == 1 and fr["extra"]["sentences"] == 6
     assert fr["n"] == sum(len(tok.encode(x)) for x in lines["fr"])
     # the full-logits path (model.mlm_logits) gives the same numbers
     full = B.bpc_rows(enc, tok, {"de": lines["de"]}, tokens_per_batch=256, max_len=128, full_logits=True)
@@ -126,7 +126,7 @@ def test_uniform_output_gives_log2v(tok, models):
     ln["bias"][:] = 0.0
     params["lm_head"]["bias"][:] = 0.0  # logits == 0 everywhere -> p = 1 / V
     enc0 = type(enc)(enc.config, params, enc.metadata)
-    lines = _lines("deu", 20)
+    lines = _lines("deu", 10)
     (row,) = B.bpc_rows(enc0, tok, {"de": lines}, tokens_per_batch=512)
     expect = math.log2(enc.config.vocab_size) * row["n"] / row["extra"]["chars"]
     assert row["value"] == pytest.approx(expect, rel=1e-5)
@@ -138,7 +138,7 @@ def test_uniform_output_gives_log2v(tok, models):
 
 def test_sample_scheme_seeded(tok, models):
     _, enc = models
-    lines = {"fr": _lines("fra", 30)}
+    lines = {"fr": _lines("fra", 20)}
     a = B.bpc_rows(enc, tok, lines, scheme="sample", seed=3, tokens_per_batch=256)[0]
     b = B.bpc_rows(enc, tok, lines, scheme="sample", seed=3, tokens_per_batch=256)[0]
     c = B.bpc_rows(enc, tok, lines, scheme="sample", seed=4, tokens_per_batch=256)[0]
