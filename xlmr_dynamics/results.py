@@ -183,15 +183,22 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], *, unit_key: str = "") -> p
 
 
 # --- reading (no lock) ----------------------------------------------------------------------------------
+def _read_parquet(path: Path, *, schema_only: bool = False):
+    # One open file: a concurrent os.replace of `path` cannot mix the old file's footer with the new
+    # file's pages (pyarrow may otherwise open a path more than once).
+    with open(path, "rb") as fh:
+        return pq.read_schema(fh) if schema_only else pq.read_table(fh)
+
+
 def _read_compact(results_dir: Path, *, keys_only: bool = False) -> tuple[pa.Table | None, set[str]]:
     path = results_dir / COMPACT_FILE
     if not path.exists():
         return None, set()
     try:
         if keys_only:
-            t, meta = None, pq.read_schema(path).metadata or {}
+            t, meta = None, _read_parquet(path, schema_only=True).metadata or {}
         else:
-            t = pq.read_table(path)
+            t = _read_parquet(path)
             meta = t.schema.metadata or {}
     except FileNotFoundError:
         return None, set()
@@ -211,10 +218,10 @@ def _part_paths(results_dir: Path) -> list[Path]:
 
 def _read_part(path: Path, *, keys_only: bool = False) -> tuple[str, pa.Table | None]:
     try:
-        if keys_only:  # the footer only
-            meta, t = pq.read_schema(path).metadata or {}, None
+        if keys_only:
+            meta, t = _read_parquet(path, schema_only=True).metadata or {}, None
         else:
-            t = pq.read_table(path)
+            t = _read_parquet(path)
             meta = t.schema.metadata or {}
     except FileNotFoundError:
         raise
@@ -228,9 +235,11 @@ def _read_part(path: Path, *, keys_only: bool = False) -> tuple[str, pa.Table | 
 def _collect(results_dir: Path, *, keys_only: bool = False) -> tuple[list[pa.Table], set[str]]:
     """All stored tables and unit keys; retried if `compact()` removes a part while we list."""
     for _ in range(5):
+        # List parts before reading results.parquet: a compaction in between then shows up as a
+        # missing part (retry) instead of silently losing the rows it moved.
+        paths = _part_paths(results_dir)
         compact, keys = _read_compact(results_dir, keys_only=keys_only)
         tables = [compact] if compact is not None else []
-        paths = _part_paths(results_dir)
         try:
             # pyarrow releases the GIL while reading, so threads help with thousands of small parts
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
