@@ -28,6 +28,7 @@ def get_config():
     c.checkpoints.random_init_seed = 0
     c.checkpoints.num_heads = 0  # only for fairseq files without hyperparameters (0: hidden // 64)
     c.checkpoints.dtype = "float32"  # compute dtype; "bfloat16" on accelerators
+    c.checkpoints.expected_steps = ()  # if set, the sweep warns when the directory's steps differ
 
     c.tasks = ("pos", "arc_pred", "arc_cls", "xnli", "align", "bpc")
     c.layers = ()  # hidden-state indices to probe; () = all (0 = embeddings ... L = last layer)

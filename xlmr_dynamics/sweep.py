@@ -331,7 +331,7 @@ def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
         return A.run_alignment(run.encoder, run.data.tok, run.data.alignment(unit.eval_langs[0]),
                                layers=[int(x) for x in run.layers], method=cfg.align.method,
                                pooling=cfg.align.pooling, distortion=cfg.align.distortion,
-                               eval_lang=unit.eval_langs[0], mesh=run.mesh)
+                               eval_lang=unit.eval_langs[0])
     if unit.task == "bpc":
         from xlmr_dynamics import bpc as B
 
@@ -504,6 +504,11 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
     from xlmr_dynamics.tokenizer import load_tokenizer
 
     ckpts = validate_config(cfg)
+    expected = set(cfg.checkpoints.get("expected_steps", ()) or ())
+    found = {c.step for c in ckpts if c.path is not None}
+    if expected and found != expected:
+        print(f"warning: checkpoint steps differ from checkpoints.expected_steps: missing "
+              f"{sorted(expected - found)[:10]}, unexpected {sorted(found - expected)[:10]}", file=sys.stderr)
     results_dir = Path(cfg.results_dir)
     writer = jax.process_index() == 0
     results_dir.mkdir(parents=True, exist_ok=True)
