@@ -146,8 +146,10 @@ class _StepAxis:
         self.x0 = float(pos.min()) / 2.0 if pos.size else 0.0
         lo = pos.min() if pos.size else 1
         hi = pos.max() if pos.size else 1
-        self.ticks = ([self.x0] if (steps == 0).any() and self.log else []) + [
-            10.0 ** k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
+        decades = [10.0 ** k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
+        if len(decades) < 2:  # short series: label the checkpoints themselves
+            decades = [float(s) for s in pos[:: max(1, len(pos) // 6)]]
+        self.ticks = ([self.x0] if (steps == 0).any() and self.log else []) + decades
 
     def x(self, steps) -> np.ndarray:
         s = np.asarray(steps, dtype=float)
