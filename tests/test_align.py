@@ -146,3 +146,120 @@ def test_check_gold_errors():
     mism = SimpleNamespace(src=[["a"], ["b"]], tgt=[["x"]], sure=[set()], possible=[set()])
     with pytest.raises(A.AlignmentError, match="mismatched line counts"):
         A._check_gold(mism)
+
+
+# ------------------------------------------------------------------------------- end to end ----
+
+class SpmFairseq:
+    """Minimal fairseq-layout wrapper of a SentencePiece model (test stand-in for XLMRTokenizer)."""
+
+    bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
+
+    def __init__(self, model_file):
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        self.mask_id = self.sp.get_piece_size() + 1
+        self.vocab_size = self.mask_id + 1
+
+    def encode(self, text):
+        return [i + 1 if i != self.sp.unk_id() else self.unk_id for i in self.sp.encode(text)]
+
+    def tokenize(self, text):
+        return self.sp.encode(text, out_type=str)
+
+    def id_to_piece(self, i):
+        return "<unk>" if i == self.unk_id else self.sp.id_to_piece(i - 1)
+
+
+PAIRS = ("fr", "ro", "hi", "cs")
+
+
+def read_gold(pair_dir: Path, xx: str, limit=None):
+    """Test-side reader of the shared gold format (`i-j` sure, `ipj` possible, 0-based, English first)."""
+    src = [line.split() for line in (pair_dir / "en.txt").read_text(encoding="utf-8").splitlines()]
+    tgt = [line.split() for line in (pair_dir / f"{xx}.txt").read_text(encoding="utf-8").splitlines()]
+    sure, poss = [], []
+    for line in (pair_dir / f"gold.en-{xx}.txt").read_text(encoding="utf-8").splitlines():
+        s, p = set(), set()
+        for tok in line.split():
+            if "p" in tok:
+                i, j = tok.split("p")
+                p.add((int(i), int(j)))
+            else:
+                i, j = tok.split("-")
+                s.add((int(i), int(j)))
+        sure.append(s)
+        poss.append(p | s)
+    lim = slice(None, limit)
+    return SimpleNamespace(src=src[lim], tgt=tgt[lim], sure=sure[lim], possible=poss[lim], lang=xx)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    import jax
+    import sentencepiece as spm
+
+    from xlmr_dynamics import model as M
+
+    text = []
+    for xx in PAIRS:
+        d = DATA / "alignment" / f"en-{xx}"
+        text += (d / "en.txt").read_text(encoding="utf-8").splitlines()[:150]
+        text += (d / f"{xx}.txt").read_text(encoding="utf-8").splitlines()[:150]
+    out = tmp_path_factory.mktemp("spm")
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(out / "m"), vocab_size=600,
+                                   model_type="unigram", character_coverage=0.9995, unk_id=0, bos_id=-1,
+                                   eos_id=-1, pad_id=-1, num_threads=1, minloglevel=2)
+    tok = SpmFairseq(out / "m.model")
+    cfg = M.XLMRConfig.tiny(vocab_size=tok.vocab_size, num_layers=2)
+    return M.Encoder(cfg, M.init_params(cfg, jax.random.key(0))), tok
+
+
+def test_run_alignment_all_pairs_every_layer(tiny):
+    enc, tok = tiny
+    for xx in PAIRS:
+        gold = read_gold(DATA / "alignment" / f"en-{xx}", xx, limit=16)
+        rows = A.run_alignment(enc, tok, gold, layers="all", method="argmax", pairs_per_batch=8)
+        assert len(rows) == 4 * (enc.config.num_layers + 1)
+        for layer in range(enc.config.num_layers + 1):
+            got = {r["metric"]: r for r in rows if r["layer"] == layer}
+            assert set(got) == set(A.METRICS)
+            assert all(0.0 <= r["value"] <= 1.0 and r["n"] == 16 and r["eval_lang"] == xx for r in got.values())
+            c = got["f1"]["extra"]["counts"]
+            assert c["sure"] == sum(len(s) for s in gold.sure) and c["pred"] > 0
+            assert got["aer"]["value"] == pytest.approx(A.alignment_metrics(list(c.values()))["aer"])
+
+
+@pytest.mark.parametrize("method,pooling", [("argmax", "mean"), ("itermax", "subword"), ("match", "mean"),
+                                            ("argmax", "subword")])
+def test_identity_gives_f1_one(tiny, method, pooling):
+    enc, tok = tiny
+    sents = read_gold(DATA / "alignment" / "en-fr", "fr", limit=12).tgt
+    diag = [{(i, i) for i in range(len(s))} for s in sents]
+    gold = SimpleNamespace(src=sents, tgt=sents, sure=diag, possible=diag, lang="fr")
+    rows = A.run_alignment(enc, tok, gold, method=method, pooling=pooling, distortion=0.5, pairs_per_batch=4)
+    for r in rows:
+        if r["metric"] in ("precision", "recall", "f1"):
+            assert r["value"] == pytest.approx(1.0), (r["layer"], r["metric"])
+        else:
+            assert r["value"] == pytest.approx(0.0)
+
+
+def test_run_alignment_bad_input_counted_or_raised(tiny):
+    enc, tok = tiny
+    gold = SimpleNamespace(src=[["the", "cat"], [], ["\u2603\u2603"], ["a"]],
+                           tgt=[["le", "chat"], ["x"], ["y"], ["b"]],
+                           sure=[{(0, 0), (1, 1)}, set(), set(), {(0, 0)}],
+                           possible=[{(0, 0), (1, 1)}, set(), set(), {(0, 0)}])
+    assert tok.unk_id in tok.encode("\u2603\u2603")
+    rows = A.run_alignment(enc, tok, gold, layers=[0, 2], eval_lang="fr")
+    assert {r["layer"] for r in rows} == {0, 2}
+    assert rows[0]["n"] == 2 and rows[0]["extra"]["skipped"] == {"empty": 1, "unk": 1, "too_long": 0}
+    long_ = SimpleNamespace(src=[["word"] * 40], tgt=[["mot"]], sure=[set()], possible=[set()])
+    assert A.run_alignment(enc, tok, long_, max_len=16, layers=1)[0]["extra"]["skipped"]["too_long"] == 1
+    gold.sure[3] = {(0, 5)}
+    with pytest.raises(A.AlignmentError, match="pair 3"):
+        A.run_alignment(enc, tok, gold)
+    with pytest.raises(ValueError, match="layers"):
+        A.run_alignment(enc, tok, long_, layers=7)

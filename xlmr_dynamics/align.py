@@ -229,78 +229,90 @@ def _check_gold(gold) -> None:
                         f"end (src {m} words, tgt {nt} words)")
 
 
-def _unit_vectors(encoder, tokenizer, sentences, *, layer_ids, pooling, max_len, tokens_per_batch):
-    """Encode sentences one per row and return per-sentence unit vectors.
+def _encode_sentences(tokenizer, sentences, *, max_len: int):
+    """Subword ids and word spans of each sentence, one encoder row per sentence.
+
+    Uses the data layer's `encode_words` when it is importable (the shared convention), else encodes
+    each word with `tokenizer.encode(word)` (SimAlign also tokenizes word by word).
 
     Returns:
-      (vecs, unit2word, status): vecs[k] float32 [len(layer_ids), n_units, D] or None, unit2word[k]
-      int [n_units], status[k] in {"ok", "empty", "unk", "too_long"}.
+      per sentence `(ids int32 [n+2] with <s> ... </s>, word_start int32 [w], word_end int32 [w], status)`
+      with status in {"ok", "empty", "unk", "too_long"} (ids None unless "ok").
     """
-    from xlmr_dynamics.data import encode_words, make_batches
-
-    n = len(sentences)
-    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
-    status = ["empty" if len(s) == 0 else "ok" for s in sentences]
-    enc = encode_words(tokenizer, [list(s) for s in sentences], max_len=max_len)
-    seg_of_word = np.full(enc.num_words, -1, np.int64)
-    for si, seg in enumerate(enc.segments):
-        seg_of_word[np.asarray(seg.word_id)] = si
-    sent_of_word = np.searchsorted(offsets, np.arange(enc.num_words), side="right") - 1
-    for k in range(n):
-        if status[k] != "ok":
-            continue
-        segs = set(seg_of_word[offsets[k]:offsets[k + 1]].tolist())
-        if len(segs) != 1:
-            status[k] = "too_long"
-            continue
-        seg = enc.segments[segs.pop()]
-        ids = np.asarray(seg.ids)[1:-1]
-        if ids.size and (ids == tokenizer.unk_id).all():
-            status[k] = "unk"
-    # word -> (start, end) subword span within its row; filled from the batches
-    lay = np.asarray(layer_ids)
-    d = encoder.config.hidden_size
-    per_word: dict[int, np.ndarray] = {}
-    step = _pool_step_mean if pooling == "mean" else _hidden_step
-    for batch in make_batches(enc.segments, tokens_per_batch=tokens_per_batch):
-        out = np.asarray(step(encoder.params, batch["input_ids"], batch["attention_mask"], batch["word_start"],
-                              batch["word_end"], jnp.asarray(lay), cfg=encoder.config))
-        wid = np.asarray(batch["word_id"])
-        ws, we = np.asarray(batch["word_start"]), np.asarray(batch["word_end"])
-        for b, w in zip(*np.nonzero(wid >= 0)):
-            g = int(wid[b, w])
-            if status[sent_of_word[g]] != "ok":
-                continue
-            if pooling == "mean":
-                per_word[g] = out[:, b, w][:, None]
+    try:
+        from xlmr_dynamics.data import encode_words
+    except ImportError:
+        encode_words = None
+    out = []
+    if encode_words is not None:
+        offsets = np.concatenate([[0], np.cumsum([len(x) for x in sentences])]).astype(np.int64)
+        enc = encode_words(tokenizer, [list(x) for x in sentences], max_len=max_len)
+        by_sent: dict[int, list] = {}
+        for seg in enc.segments:
+            wid = np.asarray(seg.word_id)
+            if wid.size:
+                k = int(np.searchsorted(offsets, wid[0], side="right") - 1)
+                by_sent.setdefault(k, []).append(seg)
+        for k, words in enumerate(sentences):
+            segs = by_sent.get(k, [])
+            if not words:
+                out.append((None, None, None, "empty"))
+            elif len(segs) != 1 or len(segs[0].word_id) != len(words):
+                out.append((None, None, None, "too_long"))
             else:
-                e = max(int(we[b, w]), int(ws[b, w]) + 1)
-                per_word[g] = out[:, b, int(ws[b, w]):e]
-    vecs, u2w = [], []
-    for k in range(n):
-        if status[k] != "ok":
-            vecs.append(None)
-            u2w.append(None)
-            continue
-        parts = [per_word[g] for g in range(offsets[k], offsets[k + 1])]
-        vecs.append(np.concatenate(parts, axis=1) if parts else np.zeros((len(lay), 0, d), np.float32))
-        u2w.append(np.repeat(np.arange(len(parts)), [p.shape[1] for p in parts]))
-    return vecs, u2w, status
+                seg = segs[0]
+                order = np.argsort(np.asarray(seg.word_id))
+                out.append((np.asarray(seg.ids, np.int32), np.asarray(seg.word_start, np.int32)[order],
+                            np.asarray(seg.word_end, np.int32)[order], "ok"))
+    else:
+        for words in sentences:
+            if not words:
+                out.append((None, None, None, "empty"))
+                continue
+            pieces = [list(tokenizer.encode(w)) or [tokenizer.unk_id] for w in words]
+            lens = np.array([len(p) for p in pieces], np.int32)
+            if lens.sum() + 2 > max_len:
+                out.append((None, None, None, "too_long"))
+                continue
+            ids = np.array([tokenizer.bos_id] + [i for p in pieces for i in p] + [tokenizer.eos_id], np.int32)
+            end = 1 + np.cumsum(lens).astype(np.int32)
+            out.append((ids, end - lens, end, "ok"))
+    # "all <unk>": every subword is <unk> or a bare '\u2581' (the word-start marker spm emits before an
+    # unknown character)
+    bare = {i for i in (getattr(tokenizer, "piece_to_id", lambda p: None)("\u2581"),) if i is not None}
+    res = []
+    for ids, ws, we, status in out:
+        if status == "ok":
+            body = ids[1:-1]
+            if not bare and hasattr(tokenizer, "id_to_piece"):
+                bare = {int(i) for i in set(body.tolist()) if tokenizer.id_to_piece(int(i)) == "\u2581"}
+            if np.isin(body, [tokenizer.unk_id, *bare]).all():
+                status = "unk"
+        res.append((ids, ws, we, status))
+    return res
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _pool_step_mean(params, input_ids, attention_mask, word_start, word_end, layers, *, cfg):
+def _units(ws, we, pooling):
+    """Unit spans of one sentence: words (mean) or subwords; plus unit -> word map."""
+    if pooling == "mean":
+        return ws, we, np.arange(ws.size)
+    lens = np.maximum(we - ws, 1)
+    starts = np.concatenate([np.arange(a, a + n) for a, n in zip(ws, lens)]).astype(np.int32)
+    return starts, starts + 1, np.repeat(np.arange(ws.size), lens)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "method", "max_count", "alpha"))
+def _encode_align_step(params, ids_2bt, start_2bu, end_2bu, src_len_b, tgt_len_b, layers, ratio, *, cfg,
+                       method: str, max_count: int, alpha: float):
+    """Encode source rows [:B] and target rows [B:] together, pool units, align all layers."""
     from xlmr_dynamics import extract, model
 
-    hidden = model.hidden_states(params, input_ids, attention_mask, cfg=cfg)[layers]
-    return extract.pool_words(hidden, word_start, word_end, "mean")
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def _hidden_step(params, input_ids, attention_mask, word_start, word_end, layers, *, cfg):
-    from xlmr_dynamics import model
-
-    return model.hidden_states(params, input_ids, attention_mask, cfg=cfg)[layers]
+    b = src_len_b.shape[0]
+    mask = (ids_2bt != cfg.pad_token_id).astype(jnp.int32)
+    hidden = model.hidden_states(params, ids_2bt, mask, cfg=cfg)[layers]  # [L', 2B, T, D]
+    units = extract.pool_words(hidden, start_2bu, end_2bu, "mean")  # [L', 2B, U, D]
+    return align_batch(units[:, :b], units[:, b:], src_len_b, tgt_len_b, ratio, method=method,
+                       max_count=max_count, alpha=alpha)
 
 
 def _bucket(x: int, minimum: int = 8) -> int:
@@ -383,19 +395,55 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     _check_gold(gold)
     lay = _layer_ids(layers, encoder.config.num_layers)
-    common = dict(layer_ids=lay, pooling=pooling, max_len=max_len, tokens_per_batch=tokens_per_batch)
-    sv, su, sst = _unit_vectors(encoder, tokenizer, gold.src, **common)
-    tv, tu, tst = _unit_vectors(encoder, tokenizer, gold.tgt, **common)
+    src = _encode_sentences(tokenizer, gold.src, max_len=max_len)
+    tgt = _encode_sentences(tokenizer, gold.tgt, max_len=max_len)
     keep, skipped = [], {"empty": 0, "unk": 0, "too_long": 0}
     for k in range(len(gold.src)):
-        reason = next((r for r in ("empty", "unk", "too_long") if r in (sst[k], tst[k])), None)
+        reason = next((r for r in ("empty", "unk", "too_long") if r in (src[k][3], tgt[k][3])), None)
         if reason:
             skipped[reason] += 1
         else:
             keep.append(k)
-    links = align_vectors([sv[k] for k in keep], [tv[k] for k in keep], method=method,
-                          distortion_ratio=distortion, pairs_per_batch=pairs_per_batch,
-                          max_count=max_count, alpha=alpha)
+    su = {k: _units(src[k][1], src[k][2], pooling) for k in keep}
+    tu = {k: _units(tgt[k][1], tgt[k][2], pooling) for k in keep}
+    cfg = encoder.config
+    jmethod = "sim" if method == "match" else method
+    lay_arr = jnp.asarray(lay, jnp.int32)
+    # group pairs by padded (row length, unit count) so each shape compiles once
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k in keep:
+        t = _bucket(max(src[k][0].size, tgt[k][0].size), 16)
+        u = _bucket(max(su[k][0].size, tu[k][0].size), 8)
+        groups.setdefault((t, u), []).append(k)
+    pending = []
+    for (t, u), idx in sorted(groups.items()):
+        bmax = max(1, min(pairs_per_batch, tokens_per_batch // (2 * t)))
+        for c in range(0, len(idx), bmax):
+            chunk = idx[c:c + bmax]
+            b = bmax if len(idx) > bmax else _bucket(len(chunk), 1)
+            ids = np.full((2 * b, t), cfg.pad_token_id, np.int32)
+            st = np.zeros((2 * b, u), np.int32)
+            en = np.ones((2 * b, u), np.int32)
+            sl = np.zeros(b, np.int32)
+            tl = np.zeros(b, np.int32)
+            for r, k in enumerate(chunk):
+                for row, (seq, units_) in ((r, (src[k][0], su[k])), (b + r, (tgt[k][0], tu[k]))):
+                    ids[row, :seq.size] = seq
+                    n_u = units_[0].size
+                    st[row, :n_u], en[row, :n_u] = units_[0], units_[1]
+                sl[r], tl[r] = su[k][0].size, tu[k][0].size
+            out = _encode_align_step(encoder.params, ids, st, en, sl, tl, lay_arr, jnp.float32(distortion),
+                                     cfg=cfg, method=jmethod, max_count=max_count, alpha=alpha)
+            pending.append((chunk, out, sl, tl))
+    links = {}
+    for chunk, out, sl, tl in pending:
+        res = np.asarray(out)
+        for r, k in enumerate(chunk):
+            block = res[:, r, :sl[r], :tl[r]]
+            links[k] = np.stack([match_align(x) for x in block]) if method == "match" else block
+    su = {k: v[2] for k, v in su.items()}
+    tu = {k: v[2] for k, v in tu.items()}
+    links = [links[k] for k in keep]
     counts = np.zeros((len(lay), 4), np.int64)
     for k, a_lst in zip(keep, links):
         m, nt = len(gold.src[k]), len(gold.tgt[k])
