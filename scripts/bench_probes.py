@@ -16,7 +16,12 @@ extrapolated (their cost is linear in the number of probes). Throughput = probe-
 second (probes trained x epochs / wall seconds). JAX timings exclude compilation (a warm-up run
 compiles; its time is reported as compile_s).
 
+Peak host memory: features are generated in numpy (1 copy); `jax.device_put` on CPU makes a
+second copy (the numpy one is then dropped), so peak RSS is about twice the feature size.
+Timings are noisy when other jobs share the machine; the JSON records the 1-minute load average.
+
 Run: python scripts/bench_probes.py [--epochs 2] [--n-words 120000] [--loop-probes 2]
+     [--shared-order] [--bf16] [--torch-threads 1]
 The last stdout line is one JSON object.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -102,6 +108,9 @@ def main():
     ap.add_argument("--loop-probes", type=int, default=2,
                     help="(layer, seed) units timed for each sequential baseline")
     ap.add_argument("--bf16", action="store_true", help="store features as bfloat16")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads; 1 (default) is as fast on these tiny matmuls "
+                         "and far more robust when other jobs share the 2 cores")
     ap.add_argument("--shared-order", action="store_true",
                     help="ProbeConfig(shuffle_per_seed=False): one minibatch order for all seeds")
     args = ap.parse_args()
@@ -122,6 +131,10 @@ def main():
     n_probes = args.layers * args.seeds
 
     # torch first: once JAX's CPU thread pool is up, torch on the same 2 cores slows ~4x.
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    load_before = os.getloadavg()
     torch_s = torch_loop(x, y, units, epochs=args.epochs, batch_size=args.batch_size,
                          lr=1e-3, num_classes=num_classes)
     torch_tp = len(units) * args.epochs / torch_s
@@ -135,7 +148,9 @@ def main():
                              shuffle_per_seed=not args.shared_order)
 
     # JAX vmapped: warm-up (compiles the epoch and statistics steps), then timed run.
-    x_dev = jax.device_put(x)
+    x_dev = jax.device_put(x)  # on CPU this is a copy; drop the host one
+    feature_dtype = str(x.dtype)
+    del x
     t0 = time.perf_counter()
     probes.fit_probes(x_dev, y, num_classes, cfg=dataclass_replace(cfg, max_epochs=1))
     compile_s = time.perf_counter() - t0
@@ -163,14 +178,12 @@ def main():
     print(f"jax loop: {len(units)} probes in {jax_loop_s:.1f}s -> {jax_loop_tp:.2f} probe-epochs/s",
           flush=True)
 
-    import torch
-
     result = {
         "benchmark": "bench_probes",
         "settings": {
             "n_words": int(y.shape[0]), "dim": args.dim, "layers": args.layers,
             "seeds": args.seeds, "num_classes": num_classes, "epochs": args.epochs,
-            "batch_size": args.batch_size, "feature_dtype": str(x.dtype),
+            "batch_size": args.batch_size, "feature_dtype": feature_dtype,
             "loop_probes_timed": units, "jax": jax.__version__, "torch": torch.__version__,
             "devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
             "standardize": cfg.standardize, "shuffle_per_seed": cfg.shuffle_per_seed,
@@ -184,6 +197,7 @@ def main():
         "torch_loop_probe_epochs_per_s": torch_tp,
         "vmapped_train_accuracy_seed0": np.round(acc[:, 0], 4).tolist(),
         "peak_rss_gb": maxrss_gb(),
+        "loadavg_1m_before_after": [load_before[0], os.getloadavg()[0]],
         "rss_after_features_gb": rss_after_features,
         "rss_after_vmapped_gb": rss_after_vmapped,
         "speedup_vs_torch_loop": vmapped_tp / torch_tp,

@@ -8,9 +8,13 @@ Two probe families share one result type, `ProbeFit`:
 
 * SGD probes (`fit_probes`): a linear softmax probe (default) or a one-hidden-layer MLP, trained
   with Adam(W) on minibatches. All `L` layers and `S` seeds are trained together: parameters carry
-  leading `[L, S]` axes, the per-probe loss is `jax.vmap`-ed over seeds and layers, and one epoch
-  is one `lax.scan` over minibatches inside one jitted call (dispatch is paid once per epoch, not
-  once per step). Model selection on dev happens inside the same jitted call: after the epoch every
+  leading `[L, S]` axes, the loss is one batched einsum over all probes (the sum of independent
+  per-probe losses, so its gradient is every probe's own gradient; measured ~1.3x faster on
+  XLA:CPU than nested `jax.vmap`s of a per-probe loss), and one epoch is one `lax.scan` over
+  minibatches inside one jitted call (dispatch is paid once per epoch, not once per step). The
+  minibatch order is shared by all layers; each seed has its own order (or, with
+  `shuffle_per_seed=False`, all seeds share one, which lets one gathered minibatch serve every
+  seed). Model selection on dev happens inside the same jitted call: after the epoch every
   (layer, seed) probe is scored on dev and its best parameters are kept with `jnp.where`.
 * Closed-form ridge (`fit_ridge`): least squares to +-1 one-hot targets with an unpenalised bias,
   all layers at once; every L2 strength of a grid is solved from one eigendecomposition per layer
@@ -24,7 +28,8 @@ makes example m the pair feature `[h_i; h_j; h_i * h_j]` (i, j = pairs[m]), buil
 device so no `[L, M, 3D]` array is materialised.
 
 Limits: single device (no sharding of the probe step); the whole feature array must fit in device
-(host, on CPU) memory once; ridge accumulates `X^T X` in float32 on device and solves in float64 on
+(host, on CPU) memory once (on CPU `device_put` copies a numpy array: pass a `jax.Array` to avoid
+a copy per call); ridge accumulates `X^T X` in float32 on device and solves in float64 on
 the host, so its cost grows with the cube of the (pair) feature size.
 """
 
