@@ -108,6 +108,7 @@ def main() -> None:
         "torch_masked_tokens_per_s": round(n / torch_s, 2), "bpc_jax": row["value"], "bpc_torch": torch_bpc,
         "bpc_abs_diff": abs(row["value"] - torch_bpc), "speedup_vs_torch": round(torch_s / jax_s, 3),
     }
+    out["load_average_1m_at_end"] = os.getloadavg()[0]  # other jobs share these 2 cores
     print(json.dumps(out))
 
 

@@ -407,6 +407,7 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
     su = {k: _units(src[k][1], src[k][2], pooling) for k in keep}
     tu = {k: _units(tgt[k][1], tgt[k][2], pooling) for k in keep}
     cfg = encoder.config
+    params = jax.device_put(encoder.params)  # once: numpy params would be copied on every call
     jmethod = "sim" if method == "match" else method
     lay_arr = jnp.asarray(lay, jnp.int32)
     # group pairs by padded row length (power of two) so each shape compiles once; the unit axis is
@@ -432,7 +433,7 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
                     n_u = units_[0].size
                     st[row, :n_u], en[row, :n_u] = units_[0], units_[1]
                 sl[r], tl[r] = su[k][0].size, tu[k][0].size
-            out = _encode_align_step(encoder.params, ids, st, en, sl, tl, lay_arr, jnp.float32(distortion),
+            out = _encode_align_step(params, ids, st, en, sl, tl, lay_arr, jnp.float32(distortion),
                                      cfg=cfg, method=jmethod, max_count=max_count, alpha=alpha)
             pending.append((chunk, out, sl, tl))
     links = {}

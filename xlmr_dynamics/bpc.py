@@ -192,6 +192,7 @@ def bpc_rows(encoder, tokenizer, lines_by_lang: dict[str, list[str]], *, scheme:
     max_len = min(max_len, cfg.max_seq_len)
     if tokenizer.vocab_size > cfg.vocab_size:
         raise BPCError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {cfg.vocab_size}")
+    params = jax.device_put(encoder.params)  # once: numpy params would be copied on every call
     out = []
     for lang, lines in lines_by_lang.items():
         rows, stats = masked_copies(tokenizer, lines, scheme=scheme, mask_rate=mask_rate, seed=seed,
@@ -201,7 +202,7 @@ def bpc_rows(encoder, tokenizer, lines_by_lang: dict[str, list[str]], *, scheme:
         pending = []
         for ids, mask, pos, gold, w in _batches(rows, max_len=max_len, tokens_per_batch=tokens_per_batch,
                                                 pad_id=cfg.pad_token_id):
-            pending.append((sentence_bits(encoder.params, ids, mask, pos, gold, cfg=cfg,
+            pending.append((sentence_bits(params, ids, mask, pos, gold, cfg=cfg,
                                           full_logits=full_logits), w))
         bits = float(sum((np.asarray(b, np.float64) * w).sum() for b, w in pending))
         n = int(sum(r[1].size for r in rows))
