@@ -18,11 +18,19 @@ distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2`.
 - Match: maximum-weight bipartite matching (`scipy.optimize.linear_sum_assignment`, on the host).
 
 Shapes: similarities are `[L, B, S, T]` (layers, sentence pairs, source / target units), padded; the
-true lengths `src_len_b`, `tgt_len_b` mask the padding. ArgMax / IterMax / distortion run in one jit
-per padded pair batch; only the boolean alignments (or, for Match, the similarities) reach the host.
+true lengths `src_len_b`, `tgt_len_b` mask the padding. `run_alignment` groups pairs by padded row
+length (powers of two) and runs ONE jit per pair batch: encode the B source and B target rows
+together (`[2B, T]`), mean-pool units on device (`extract.pool_words`), similarity, distortion and
+ArgMax / IterMax for every requested layer; only the boolean links `[L, B, S, T]` (or, for Match, the
+similarities) reach the host. Words are tokenized with the data layer's `encode_words` when present,
+else word by word with `tokenizer.encode(word)` (as SimAlign does); `<s>`/`</s>` are never units.
 
-Limits: each sentence must fit in one encoder segment (`max_len`, default 512 subwords incl.
-specials); longer ones are counted as skipped. Ties in argmax go to the lowest index.
+Bad input: mismatched line counts or gold links past a sentence end raise `AlignmentError` (naming the
+pair / line); empty sentences, sentences that are all `<unk>` and sentences longer than `max_len`
+are skipped and counted in every row's `extra["skipped"]`.
+
+Limits: single device (params replicated by `jax.device_put`); each sentence must fit in one encoder
+row (`max_len`, default 512 subwords incl. specials). Ties in argmax go to the lowest index.
 """
 
 from __future__ import annotations
@@ -245,13 +253,14 @@ def _encode_sentences(tokenizer, sentences, *, max_len: int):
         encode_words = None
     out = []
     if encode_words is not None:
-        offsets = np.concatenate([[0], np.cumsum([len(x) for x in sentences])]).astype(np.int64)
-        enc = encode_words(tokenizer, [list(x) for x in sentences], max_len=max_len)
+        nonempty = [k for k, x in enumerate(sentences) if len(x)]
+        offsets = np.concatenate([[0], np.cumsum([len(sentences[k]) for k in nonempty])]).astype(np.int64)
+        enc = encode_words(tokenizer, [list(sentences[k]) for k in nonempty], max_len=max_len)
         by_sent: dict[int, list] = {}
         for seg in enc.segments:
             wid = np.asarray(seg.word_id)
             if wid.size:
-                k = int(np.searchsorted(offsets, wid[0], side="right") - 1)
+                k = nonempty[int(np.searchsorted(offsets, wid.min(), side="right") - 1)]
                 by_sent.setdefault(k, []).append(seg)
         for k, words in enumerate(sentences):
             segs = by_sent.get(k, [])
