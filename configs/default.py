@@ -41,7 +41,7 @@ def get_config():
     c.extract.word_pooling = "first"  # OPEN: first subword (default), "mean" or "last"
     c.extract.sentence_pooling = "first"  # OPEN (XNLI): "<s>" vector (default) or "mean" over the pair
     c.extract.tokens_per_batch = 8192
-    c.extract.seq_buckets = (32, 64, 128, 256, 512)
+    c.extract.seq_buckets = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # one compile each
     c.extract.out_dtype = "float32"  # "bfloat16" halves host memory of cached features
     c.extract.cache_dir = ""  # "" = no on-disk feature cache
 
@@ -80,7 +80,9 @@ def get_config():
     c.align.max_pairs = 0
 
     c.bpc = ml_collections.ConfigDict()
-    c.bpc.dir = "text/tatoeba"  # tatoeba.<iso3>-eng.<iso3> files, or <lang>.txt
+    c.bpc.dir = "text/tatoeba"
+    c.bpc.pattern = "tatoeba.{iso3}-eng.{iso3}"  # file name under dir; {lang} = ISO 639-1, {iso3} = 639-3
+    c.bpc.files = ml_collections.ConfigDict({"en": "tatoeba.fra-eng.eng"})  # per-language file overrides
     c.bpc.langs = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "fi", "tr", "ko", "el", "bg", "ur",
                    "vi", "th", "sw")
     c.bpc.scheme = "each"  # OPEN: mask each subword once ("each") or a seeded 15% sample ("sample")

@@ -215,15 +215,16 @@ class SweepData:
         if key not in self._cache:
             gold = self.D.load_alignment(_resolve(self.cfg, self.cfg.align.dir) / f"en-{xx}")
             if self.cfg.align.max_pairs:
-                gold = gold.subset(self.cfg.align.max_pairs) if hasattr(gold, "subset") else gold
+                gold = gold.subset(self.cfg.align.max_pairs)
             self._cache[key] = gold
         return self._cache[key]
 
     def text(self, lang: str) -> list[str]:
         key = ("text", lang)
         if key not in self._cache:
-            lines = self.D.find_and_load_text(_resolve(self.cfg, self.cfg.bpc.dir), lang)
-            self._cache[key] = lines[: self.cfg.bpc.max_sentences or None]
+            path = self.D.find_text_file(_resolve(self.cfg, self.cfg.bpc.dir), lang, self.cfg.bpc.pattern,
+                                         self.cfg.bpc.files.to_dict())
+            self._cache[key] = list(self.D.load_text(path))[: self.cfg.bpc.max_sentences or None]
         return self._cache[key]
 
     def drop(self, pred: Callable[[tuple], bool]) -> None:
@@ -431,7 +432,7 @@ def validate_config(cfg) -> list[Checkpoint]:
     if "bpc" in tasks:
         root = _resolve(cfg, cfg.bpc.dir)
         for lang in cfg.bpc.langs:
-            if D.find_text_file(root, lang) is None:
+            if D.find_text_file(root, lang, cfg.bpc.pattern, cfg.bpc.files.to_dict()) is None:
                 problems.append(f"bpc: no text for {lang!r} under {root}")
     if problems:
         raise ConfigError("invalid sweep config:\n  - " + "\n  - ".join(problems))
