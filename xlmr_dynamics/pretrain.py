@@ -31,6 +31,7 @@ nowhere (a packed row simply ends mid-sentence).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -207,7 +208,11 @@ def tokenize_corpus(tokenizer, lines_by_lang: dict[str, list[str]]) -> Corpus:
         raise PretrainError("pretrain: lines_by_lang is empty")
     langs, ids, offsets = [], [], []
     for lang in sorted(lines_by_lang):
-        encoded = [tokenizer.encode(ln) for ln in lines_by_lang[lang] if ln and ln.strip()]
+        lines = [ln for ln in lines_by_lang[lang] if ln and ln.strip()]
+        if hasattr(tokenizer, "encode_batch"):  # XLMRTokenizer: one SentencePiece call per language
+            encoded = tokenizer.encode_batch(lines)
+        else:
+            encoded = [tokenizer.encode(ln) for ln in lines]
         encoded = [e for e in encoded if len(e)]
         if not encoded:
             raise PretrainError(f"pretrain: language {lang!r} has no non-empty line")
@@ -363,9 +368,16 @@ def make_optimizer(cfg: PretrainConfig) -> optax.GradientTransformation:
     )
 
 
-def train_step(state: dict, batch: dict, *, cfg: PretrainConfig, model_cfg: XLMRConfig, mask_id: int,
-               base_key: jax.Array):
-    """One MLM update. state = {"params", "opt_state", "step" int32 []}; batch from `make_batch`.
+def init_state(key: jax.Array, *, cfg: PretrainConfig, model_cfg: XLMRConfig) -> dict:
+    """Fresh train state {"params", "opt_state", "step": int32 0}."""
+    params = init_params(model_cfg, key)
+    return {"params": params, "opt_state": make_optimizer(cfg).init(params), "step": jnp.zeros((), jnp.int32)}
+
+
+def train_step(state: dict, batch: dict, base_key: jax.Array, *, cfg: PretrainConfig, model_cfg: XLMRConfig,
+               mask_id: int):
+    """One MLM update. state = {"params", "opt_state", "step" int32 []}; batch from `make_batch`
+    (input_ids, attention_mask int32 [B, T]); masking/dropout keys are `fold_in(base_key, step)`.
 
     Returns:
       (new state, metrics dict of float32 scalars).
@@ -386,6 +398,21 @@ def train_step(state: dict, batch: dict, *, cfg: PretrainConfig, model_cfg: XLMR
     params = optax.apply_updates(state["params"], updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=lr_schedule(cfg)(step))
     return {"params": params, "opt_state": opt_state, "step": step + 1}, metrics
+
+
+_BATCH_KEYS = ("input_ids", "attention_mask")
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted(cfg: PretrainConfig, model_cfg: XLMRConfig, mask_id: int, mesh):
+    """(init, step) jitted once per (config, mesh): state replicated, batch split on its rows."""
+    repl = sharding.replicated(mesh)
+    rows = sharding.sharding_for(mesh, "batch", None)
+    init = jax.jit(functools.partial(init_state, cfg=cfg, model_cfg=model_cfg), out_shardings=repl)
+    step = jax.jit(functools.partial(train_step, cfg=cfg, model_cfg=model_cfg, mask_id=mask_id),
+                   in_shardings=(repl, {k: rows for k in _BATCH_KEYS}, repl), out_shardings=(repl, repl),
+                   donate_argnums=0)
+    return init, step
 
 
 # ---------------------------------------------------------------------------------- the loop ----
@@ -475,28 +502,20 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
     schedule = cfg.schedule()
     ckpt_paths = [_step_dir(out_dir, s) for s in schedule]
 
-    base_key = jax.random.key(cfg.seed)
-    k_init, k_train = jax.random.split(base_key)
+    k_init, k_train = jax.random.split(jax.random.key(cfg.seed))
     repl = sharding.replicated(mesh)
-    tx = make_optimizer(cfg)
-
-    def init_state():
-        params = init_params(model_cfg, k_init)
-        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-
-    state = jax.jit(init_state, out_shardings=repl)()
-    batch_sh = {"input_ids": sharding.sharding_for(mesh, "batch", None),
-                "attention_mask": sharding.sharding_for(mesh, "batch", None)}
-    step_fn = jax.jit(
-        lambda st, b: train_step(st, b, cfg=cfg, model_cfg=model_cfg, mask_id=mask_id, base_key=k_train),
-        in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=0)
+    init_fn, step_fn = _jitted(cfg, model_cfg, mask_id, mesh)
+    k_train = jax.device_put(k_train, repl)
 
     opts = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
     log_path = out_dir / LOG_FILE
     with ocp.CheckpointManager(out_dir / STATE_DIR, options=opts) as mngr:
         latest = mngr.latest_step()
-        if latest is not None:
-            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        if latest is None:
+            state = init_fn(k_init)
+        else:  # no init compile on resume: restore straight into replicated arrays
+            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
+                                    jax.eval_shape(init_fn, k_init))
             state = mngr.restore(latest, args=ocp.args.StandardRestore(abstract))
         start = int(jax.device_get(state["step"]))
         if jax.process_index() == 0:
@@ -514,8 +533,8 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
             full = make_batch(corpus, probs, step=step, seed=cfg.seed, batch_size=cfg.batch_size,
                               seq_len=cfg.seq_len, packing=cfg.packing, bos_id=int(tokenizer.bos_id),
                               pad_id=int(tokenizer.pad_id), eos_id=int(tokenizer.eos_id))
-            local = {k: full[k][lo:lo + rows_per_proc] for k in batch_sh}
-            state, metrics = step_fn(state, sharding.global_batch(local, mesh))
+            local = {k: full[k][lo:lo + rows_per_proc] for k in _BATCH_KEYS}
+            state, metrics = step_fn(state, sharding.global_batch(local, mesh), k_train)
             pending.append(metrics)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.total_steps:
@@ -530,12 +549,12 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
             if done in schedule:
                 save_converted(_step_dir(out_dir, done), model_cfg, state["params"],
                                metadata={"step": done, "source": "xlmr_dynamics.pretrain", "run": fingerprint})
-            # Train state after the converted checkpoint, so a restored state never precedes a
-            # missing checkpoint of the schedule.
-            # A host copy is saved: the device buffers are donated to the next step while orbax
-            # may still be writing asynchronously.
+            # The train state is saved after the converted checkpoint, so a restored state is never
+            # past a schedule step whose checkpoint is missing. Single-process runs save a host
+            # copy: the device buffers are donated to the next step while orbax writes async.
             if done % cfg.state_every == 0 or done in schedule or done == cfg.total_steps:
-                mngr.save(done, args=ocp.args.StandardSave(jax.device_get(state)))
+                host = jax.device_get(state) if jax.process_count() == 1 else state
+                mngr.save(done, args=ocp.args.StandardSave(host))
             bar.update(1)
         bar.close()
         mngr.wait_until_finished()
