@@ -11,6 +11,15 @@ from xlmr_dynamics import probes
 
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fast_compiles():
+    """Tiny shapes: compile time dominates, so skip most XLA optimisations (restored after)."""
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture(autouse=True)
 def strict_numpy():
     """Probe code must not rely on implicit rank or dtype promotion (scoped to these tests)."""
