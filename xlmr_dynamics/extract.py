@@ -121,6 +121,9 @@ def extract_features(
     bar = tqdm(batches, desc=progress if isinstance(progress, str) else "extract", unit="batch",
                disable=not progress or jax.process_index() != 0, file=sys.stderr)
     for batch in bar:
+        if batch["input_ids"].shape[1] > cfg.max_seq_len:
+            raise ValueError(f"batch length {batch['input_ids'].shape[1]} exceeds the model's "
+                             f"{cfg.max_seq_len} positions; encode with max_len <= {cfg.max_seq_len}")
         arrays = S.global_batch({k: batch[k] for k in ("input_ids", "attention_mask", "word_start",
                                                         "word_end", "word_id")}, mesh)
         pooled, word_id = _extract_step(params, arrays, cfg=cfg, pooling=pooling)

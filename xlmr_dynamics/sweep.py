@@ -166,10 +166,11 @@ class SweepData:
     Holds, per (kind, lang, split): the examples, the encoded segments and this process's batches.
     """
 
-    def __init__(self, cfg, tokenizer, *, mesh):
+    def __init__(self, cfg, tokenizer, *, mesh, max_len: int):
         from xlmr_dynamics import data as D
 
         self.cfg, self.tok, self.mesh, self.D = cfg, tokenizer, mesh, D
+        self.max_len = min(max_len, max(cfg.extract.seq_buckets))
         self._cache: dict[tuple, Any] = {}
 
     def _batches(self, encoded):
@@ -192,7 +193,7 @@ class SweepData:
                 cap = cfg.ud.max_train_sentences if split == cfg.ud.train_split else cfg.ud.max_eval_sentences
                 if cap:
                     sents = sents[:cap]
-                enc = self.D.encode_words(self.tok, [s.tokens for s in sents])
+                enc = self.D.encode_words(self.tok, [s.tokens for s in sents], max_len=self.max_len)
                 self._cache[key] = (sents, self._batches(enc), enc.num_words)
             else:
                 self._cache[key] = None
@@ -206,7 +207,7 @@ class SweepData:
             cap = cfg.xnli.max_train if split == cfg.xnli.train_split else cfg.xnli.max_eval
             if cap:
                 exs = exs[:cap]
-            enc = self.D.encode_pairs(self.tok, [(e.premise, e.hypothesis) for e in exs])
+            enc = self.D.encode_pairs(self.tok, [(e.premise, e.hypothesis) for e in exs], max_len=self.max_len)
             self._cache[key] = (exs, self._batches(enc), enc.num_words)
         return self._cache[key]
 
@@ -330,6 +331,7 @@ def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
         from xlmr_dynamics import align as A
 
         return A.run_alignment(run.encoder, run.data.tok, run.data.alignment(unit.eval_langs[0]),
+                               max_len=run.data.max_len,
                                layers=[int(x) for x in run.layers], method=cfg.align.method,
                                pooling=cfg.align.pooling, distortion=cfg.align.distortion,
                                eval_lang=unit.eval_langs[0])
@@ -338,7 +340,7 @@ def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
 
         lang = unit.eval_langs[0]
         return B.bpc_rows(run.encoder, run.data.tok, {lang: run.data.text(lang)}, scheme=cfg.bpc.scheme,
-                          mask_rate=cfg.bpc.mask_rate, seed=cfg.seed, mesh=run.mesh)
+                          mask_rate=cfg.bpc.mask_rate, seed=cfg.seed, max_len=run.data.max_len)
     raise ConfigError(f"unknown task {unit.task!r}")
 
 
@@ -523,9 +525,10 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
         record = _check_sweep_record(results_dir, cfg_hash, cfg, writer)
         mesh = S.make_mesh()
         tok = load_tokenizer(find_tokenizer(cfg, ckpts))
-        data = SweepData(cfg, tok, mesh=mesh)
-        units = plan_units(cfg)
         first_real = next((c for c in ckpts if c.path is not None), None)
+        arch = _load_checkpoint(first_real, cfg, first_real).config
+        data = SweepData(cfg, tok, mesh=mesh, max_len=arch.max_seq_len)
+        units = plan_units(cfg)
         data_hashes: dict[str, str] = {}
 
         def data_hash(task: str) -> str:

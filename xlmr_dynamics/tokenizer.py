@@ -153,18 +153,28 @@ def train_sentencepiece(lines: Iterable[str], out_dir: str | Path, vocab_size: i
     if not data:
         raise TokenizerError("train_sentencepiece: no non-empty lines")
     order = np.random.default_rng(seed).permutation(len(data))[:max_lines]
-    spm.SentencePieceTrainer.Train(
-        sentence_iterator=iter([data[i] for i in order]),
-        model_prefix=str(out / "sentencepiece.bpe"),
-        vocab_size=vocab_size,
-        model_type="unigram",  # XLM-R's "sentencepiece.bpe.model" is in fact a unigram model
-        character_coverage=character_coverage,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-        hard_vocab_limit=False,
-        num_threads=1,
-        shuffle_input_sentence=False,
-        minloglevel=2,
-    )
+    sample = [data[i] for i in order]
+    # Many scripts + a small vocabulary: lower the character coverage until the alphabet fits.
+    for coverage in sorted({character_coverage, 0.995, 0.99, 0.98, 0.95}, reverse=True):
+        if coverage > character_coverage:
+            continue
+        try:
+            spm.SentencePieceTrainer.Train(
+                sentence_iterator=iter(sample),
+                model_prefix=str(out / "sentencepiece.bpe"),
+                vocab_size=vocab_size,
+                model_type="unigram",  # XLM-R's "sentencepiece.bpe.model" is in fact a unigram model
+                character_coverage=coverage,
+                unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+                hard_vocab_limit=False,
+                num_threads=1,
+                shuffle_input_sentence=False,
+                minloglevel=2,
+            )
+            break
+        except RuntimeError as e:
+            if "required_chars" not in str(e) or coverage == 0.95:
+                raise TokenizerError(f"train_sentencepiece: {e}") from e
     sp = spm.SentencePieceProcessor()
     sp.Load(str(out / SPM_FILE))
     tmp = out / "dict.txt.tmp"
