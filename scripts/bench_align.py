@@ -115,7 +115,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     d = DATA / "alignment" / "en-fr"
-    text = (d / "en.txt").read_text(encoding="utf-8").splitlines() + (d / "fr.txt").read_text(encoding="utf-8").splitlines()
+    text = [line for f in ("en.txt", "fr.txt") for line in (d / f).read_text(encoding="utf-8").splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=f"{tmp}/m", vocab_size=2000,
                                        model_type="unigram", unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,

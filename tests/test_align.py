@@ -150,68 +150,30 @@ def test_check_gold_errors():
 
 # ------------------------------------------------------------------------------- end to end ----
 
-class SpmFairseq:
-    """Minimal fairseq-layout wrapper of a SentencePiece model (test stand-in for XLMRTokenizer)."""
-
-    bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
-
-    def __init__(self, model_file):
-        import sentencepiece as spm
-
-        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
-        self.mask_id = self.sp.get_piece_size() + 1
-        self.vocab_size = self.mask_id + 1
-
-    def encode(self, text):
-        return [i + 1 if i != self.sp.unk_id() else self.unk_id for i in self.sp.encode(text)]
-
-    def tokenize(self, text):
-        return self.sp.encode(text, out_type=str)
-
-    def id_to_piece(self, i):
-        return "<unk>" if i == self.unk_id else self.sp.id_to_piece(i - 1)
-
-
 PAIRS = ("fr", "ro", "hi", "cs")
 
 
 def read_gold(pair_dir: Path, xx: str, limit=None):
-    """Test-side reader of the shared gold format (`i-j` sure, `ipj` possible, 0-based, English first)."""
-    src = [line.split() for line in (pair_dir / "en.txt").read_text(encoding="utf-8").splitlines()]
-    tgt = [line.split() for line in (pair_dir / f"{xx}.txt").read_text(encoding="utf-8").splitlines()]
-    sure, poss = [], []
-    for line in (pair_dir / f"gold.en-{xx}.txt").read_text(encoding="utf-8").splitlines():
-        s, p = set(), set()
-        for tok in line.split():
-            if "p" in tok:
-                i, j = tok.split("p")
-                p.add((int(i), int(j)))
-            else:
-                i, j = tok.split("-")
-                s.add((int(i), int(j)))
-        sure.append(s)
-        poss.append(p | s)
-    lim = slice(None, limit)
-    return SimpleNamespace(src=src[lim], tgt=tgt[lim], sure=sure[lim], possible=poss[lim], lang=xx)
+    from xlmr_dynamics.data import load_alignment
+
+    gold = load_alignment(pair_dir)
+    assert gold.lang == xx
+    return gold.subset(limit) if limit else gold
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     import jax
-    import sentencepiece as spm
 
     from xlmr_dynamics import model as M
+    from xlmr_dynamics.tokenizer import load_tokenizer, train_sentencepiece
 
     text = []
     for xx in PAIRS:
         d = DATA / "alignment" / f"en-{xx}"
         text += (d / "en.txt").read_text(encoding="utf-8").splitlines()[:150]
         text += (d / f"{xx}.txt").read_text(encoding="utf-8").splitlines()[:150]
-    out = tmp_path_factory.mktemp("spm")
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(out / "m"), vocab_size=600,
-                                   model_type="unigram", character_coverage=0.9995, unk_id=0, bos_id=-1,
-                                   eos_id=-1, pad_id=-1, num_threads=1, minloglevel=2)
-    tok = SpmFairseq(out / "m.model")
+    tok = load_tokenizer(train_sentencepiece(text, tmp_path_factory.mktemp("spm"), 600))
     cfg = M.XLMRConfig.tiny(vocab_size=tok.vocab_size, num_layers=2)
     return M.Encoder(cfg, M.init_params(cfg, jax.random.key(0))), tok
 

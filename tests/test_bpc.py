@@ -7,35 +7,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-import sentencepiece as spm
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from xlmr_dynamics import bpc as B
 from xlmr_dynamics.convert import from_state_dict
+from xlmr_dynamics.tokenizer import load_tokenizer, train_sentencepiece
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TATOEBA = DATA / "text" / "tatoeba"
-
-
-class SpmFairseq:
-    """Minimal fairseq-layout wrapper of a SentencePiece model (test stand-in for XLMRTokenizer)."""
-
-    bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
-
-    def __init__(self, model_file):
-        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
-        self.mask_id = self.sp.get_piece_size() + 1
-        self.vocab_size = self.mask_id + 1
-
-    def encode(self, text):
-        return [i + 1 if i != self.sp.unk_id() else self.unk_id for i in self.sp.encode(text)]
-
-    def id_to_piece(self, i):
-        return "<unk>" if i == self.unk_id else self.sp.id_to_piece(i - 1)
-
-    def decode(self, ids):
-        return self.sp.decode([i - 1 for i in ids])
 
 
 def _lines(code, n):
@@ -44,12 +24,8 @@ def _lines(code, n):
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    d = tmp_path_factory.mktemp("spm")
     text = _lines("fra", 300) + _lines("deu", 300) + (TATOEBA / "tatoeba.fra-eng.eng").read_text().splitlines()[:300]
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(d / "m"), vocab_size=300,
-                                   model_type="unigram", character_coverage=0.995, unk_id=0, bos_id=-1,
-                                   eos_id=-1, pad_id=-1, num_threads=1, minloglevel=2)
-    return SpmFairseq(d / "m.model")
+    return load_tokenizer(train_sentencepiece(text, tmp_path_factory.mktemp("spm"), 300))
 
 
 @pytest.fixture(scope="module")
