@@ -1,0 +1,194 @@
+"""Sweep: kill -9 at several points + resume == uninterrupted; lock; config validation; 2 processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from xlmr_dynamics import model as M
+from xlmr_dynamics.config import ConfigError, load_config
+from xlmr_dynamics.convert import save_converted
+from xlmr_dynamics.results import ResultsLockedError, ResultsStore, read_failures, read_results
+from xlmr_dynamics.sweep import discover_checkpoints, run_sweep, step_from_name
+from xlmr_dynamics.tokenizer import load_tokenizer, train_sentencepiece
+
+REPO = Path(__file__).resolve().parents[1]
+
+OVERRIDES = [
+    "tasks=('pos', 'arc_pred', 'xnli', 'align', 'bpc')",
+    "ud.langs=('en',)", "ud.cross_langs=('en', 'fr')", "ud.max_train_sentences=80", "ud.max_eval_sentences=40",
+    "xnli.langs=('en',)", "xnli.cross_langs=('en', 'fr')", "xnli.max_train=60", "xnli.max_eval=30",
+    "align.pairs=('fr',)", "align.max_pairs=20", "bpc.langs=('en', 'fr')", "bpc.max_sentences=10",
+    "probe.max_epochs=2", "seeds=(0, 1)",
+]
+
+
+def sweep_config(ckpt_dir: Path, results: Path, extra=()):
+    from xlmr_dynamics.demo import demo_data_root
+
+    cfg = load_config("demo:ci")
+    s = cfg.sweep.copy_and_resolve_references()
+    s.unlock()
+    from xlmr_dynamics.config import apply_override
+
+    for o in list(OVERRIDES) + [f"checkpoints.dir={ckpt_dir}", f"results_dir={results}",
+                                f"data_root={demo_data_root()}"] + list(extra):
+        apply_override(s, o)
+    s.lock()
+    return s
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    from xlmr_dynamics import demo_data
+
+    d = tmp_path_factory.mktemp("series")
+    lines = [ln for ls in demo_data.load_text("train", ("en", "fr", "ro")).values() for ln in ls[:300]]
+    tok = load_tokenizer(train_sentencepiece(lines, d, 600))
+    cfg = M.XLMRConfig.tiny(vocab_size=tok.vocab_size, num_layers=2)
+    for i, step in enumerate((1000, 20000, 300000)):
+        save_converted(d / f"checkpoint_{step // 1000}k", cfg, M.init_params(cfg, jax.random.key(i + 1)))
+    return d
+
+
+WORKER = r"""
+import os, sys, json, jax
+jax.config.update("jax_compilation_cache_dir", os.environ["XD_CACHE"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_disable_most_optimizations", True)
+sys.path.insert(0, os.environ["XD_TESTS"])
+if os.environ.get("XD_PROCS"):
+    jax.config.update("jax_num_cpu_devices", 4)
+    from xlmr_dynamics import sharding as S
+    S.init_distributed("127.0.0.1:" + os.environ["XD_PORT"], 2, int(os.environ["XD_PID"]))
+from test_sweep import sweep_config
+from xlmr_dynamics.sweep import run_sweep
+from pathlib import Path
+run_sweep(sweep_config(Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])), progress=False)
+"""
+
+
+def _env(tmp_cache, **kw):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(XD_CACHE=str(tmp_cache), XD_TESTS=str(Path(__file__).parent), **kw)
+    return env
+
+
+def _start(series, results, cache, extra=(), **env):
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(series), str(results), json.dumps(list(extra))],
+                            env=_env(cache, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(series, results, cache, extra=()):
+    p = _start(series, results, cache, extra)
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-4000:]
+
+
+def _table(results):
+    df = read_results(results)
+    return df.sort_values(list(df.columns.drop(["value", "extra"]))).reset_index(drop=True)
+
+
+def test_step_names():
+    assert [step_from_name(n) for n in ("5k", "1500k", "step_0005000", "checkpoint_3_5000.pt", "1.5M", "x")] == [
+        5000, 1500000, 5000, 5000, 5000000, None]
+
+
+def test_discovery_and_random_init(series, tmp_path):
+    ckpts = discover_checkpoints(sweep_config(series, tmp_path / "r"))
+    assert [c.step for c in ckpts] == [0, 1000, 20000, 300000]
+    assert ckpts[0].path is None and ckpts[1].name == "checkpoint_1k"
+
+
+def test_kill9_at_several_points_then_resume_equals_uninterrupted(series, tmp_path):
+    cache = tmp_path / "jax_cache"
+    _run(series, tmp_path / "clean", cache)
+    clean = _table(tmp_path / "clean")
+    assert set(clean["task"]) == {"pos", "arc_pred", "xnli", "align", "bpc"}
+    assert set(clean["step"]) == {-1, 0, 1000, 20000, 300000}
+    units_total = len(list((tmp_path / "clean" / "parts").glob("*.parquet")))
+
+    killed = tmp_path / "killed"
+    for target in (2, units_total // 2, units_total - 3):  # kill -9 after this many finished units
+        p = _start(series, killed, cache)
+        while p.poll() is None:
+            done = len(list((killed / "parts").glob("*.parquet"))) if (killed / "parts").exists() else 0
+            if done >= target:
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        p.wait()
+    _run(series, killed, cache)
+    resumed = _table(killed)
+    assert not resumed.duplicated(["step", "task", "train_lang", "eval_lang", "layer", "seed", "metric"]).any()
+    pd.testing.assert_frame_equal(resumed, clean)
+
+
+def test_second_sweep_on_same_dir_gets_lock_error(series, tmp_path):
+    results = tmp_path / "locked"
+    with ResultsStore(results):
+        with pytest.raises(ResultsLockedError, match=str(results)):
+            run_sweep(sweep_config(series, results), progress=False)
+
+
+def test_bad_config_lists_every_problem_before_work(series, tmp_path):
+    cfg = sweep_config(series, tmp_path / "r", ["tasks=('pos', 'align', 'bpc', 'sentiment')", "ud.langs=('en', 'xx')",
+                                                 "align.pairs=('fr', 'fa')", "bpc.langs=('en', 'qq')"])
+    with pytest.raises(ConfigError) as e:
+        run_sweep(cfg, progress=False)
+    msg = str(e.value)
+    for part in ("unknown tasks ['sentiment']", "unknown language code 'xx'", "en-fa", "'qq'"):
+        assert part in msg, msg
+    assert not (tmp_path / "r").exists()  # nothing started
+
+
+def test_config_changed_under_same_results_dir_is_refused(series, tmp_path):
+    results = tmp_path / "r"
+    run_sweep(sweep_config(series, results, ["tasks=('bpc',)", "bpc.langs=('en',)"]), progress=False)
+    with pytest.raises(ConfigError, match="another config"):
+        run_sweep(sweep_config(series, results, ["tasks=('bpc',)", "bpc.langs=('fr',)"]), progress=False)
+
+
+def test_broken_checkpoint_is_reported_and_skipped(series, tmp_path):
+    import shutil
+
+    d = tmp_path / "series"
+    shutil.copytree(series, d)
+    (d / "checkpoint_20k" / "config.json").write_text("{broken")
+    results = tmp_path / "r"
+    run_sweep(sweep_config(d, results, ["tasks=('bpc',)", "bpc.langs=('en',)"]), progress=False)
+    df = read_results(results)
+    assert set(df["step"]) == {0, 1000, 300000}
+    fails = read_failures(results)
+    assert list(fails["checkpoint"]) == ["checkpoint_20k"] and "checkpoint_20k" in fails["message"].iloc[0]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_loopback_sweep_equals_single_process(series, tmp_path):
+    cache = tmp_path / "jax_cache"
+    extra = ["tasks=('pos', 'align', 'bpc')"]
+    _run(series, tmp_path / "single", cache, extra)
+    port = str(_free_port())
+    procs = [_start(series, tmp_path / "multi", cache, extra, XD_PROCS="2", XD_PORT=port, XD_PID=str(i))
+             for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-4000:]
+    single, multi = _table(tmp_path / "single"), _table(tmp_path / "multi")
+    pd.testing.assert_frame_equal(multi.drop(columns="value"), single.drop(columns="value"))
+    np.testing.assert_allclose(multi["value"], single["value"], atol=1e-4)
