@@ -5,8 +5,8 @@ words, similarity and mutual argmax for every layer on device), encoding include
 SimAlign user gets the same table: one run per layer, each run encoding one sentence at a time with HF
 torch `XLMRobertaModel(output_hidden_states=True)` (attention_mask passed) and aligning in NumPy
 (mean-pooled word vectors, (cos+1)/2, mutual argmax). Same random weights (converted with
-`xlmr_dynamics.convert.from_state_dict`), same word-by-word tokenization (a SentencePiece model
-trained here on the alignment text: the XLM-R one is not available offline), torch threads = CPU count.
+`xlmr_dynamics.convert.from_state_dict`), same word-by-word tokenization (`train_sentencepiece` on
+the en-fr text: the XLM-R model is not available offline), torch threads = CPU count.
 
 Each baseline run costs the same whatever the layer (the whole model runs), so by default only
 `--torch-layers 3` runs (layers 0, 6, 12) are timed and the 13-layer time is their mean x 13
@@ -25,43 +25,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-
-
-class SpmFairseq:
-    """fairseq-layout wrapper of a SentencePiece model (stand-in for XLMRTokenizer)."""
-
-    bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
-
-    def __init__(self, model_file):
-        import sentencepiece as spm
-
-        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
-        self.mask_id = self.sp.get_piece_size() + 1
-        self.vocab_size = self.mask_id + 1
-
-    def encode(self, text):
-        return [i + 1 if i != self.sp.unk_id() else self.unk_id for i in self.sp.encode(text)]
-
-    def id_to_piece(self, i):
-        return "<unk>" if i == self.unk_id else self.sp.id_to_piece(i - 1)
-
-
-def read_gold(d: Path, xx: str, limit: int):
-    src = [x.split() for x in (d / "en.txt").read_text(encoding="utf-8").splitlines()][:limit]
-    tgt = [x.split() for x in (d / f"{xx}.txt").read_text(encoding="utf-8").splitlines()][:limit]
-    sure, poss = [], []
-    for line in (d / f"gold.en-{xx}.txt").read_text(encoding="utf-8").splitlines()[:limit]:
-        s = {tuple(map(int, t.split("-"))) for t in line.split() if "-" in t}
-        p = {tuple(map(int, t.split("p"))) for t in line.split() if "p" in t}
-        sure.append(s)
-        poss.append(p | s)
-    return SimpleNamespace(src=src, tgt=tgt, sure=sure, possible=poss, lang=xx)
 
 
 def torch_simalign_layer(model, tok, gold, layer: int):
@@ -106,22 +74,20 @@ def main() -> None:
     args = ap.parse_args()
 
     import jax
-    import sentencepiece as spm
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     from xlmr_dynamics import align as A
     from xlmr_dynamics.convert import from_state_dict
+    from xlmr_dynamics.data import load_alignment
+    from xlmr_dynamics.tokenizer import load_tokenizer, train_sentencepiece
 
     torch.set_num_threads(args.threads)
     d = DATA / "alignment" / "en-fr"
     text = [line for f in ("en.txt", "fr.txt") for line in (d / f).read_text(encoding="utf-8").splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=f"{tmp}/m", vocab_size=2000,
-                                       model_type="unigram", unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
-                                       num_threads=1, minloglevel=2)
-        tok = SpmFairseq(f"{tmp}/m.model")
-    gold = read_gold(d, "fr", args.pairs)
+        tok = load_tokenizer(train_sentencepiece(text, tmp, 2000))
+    gold = load_alignment(d).subset(args.pairs)
     n_sub = sum(len(tok.encode(w)) for s in gold.src + gold.tgt for w in s)
 
     hf_cfg = XLMRobertaConfig(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -148,7 +114,7 @@ def main() -> None:
 
     torch_layers = [0, 6, 12][: args.torch_layers] if args.torch_layers <= 3 else list(range(13))
     torch_times, torch_f1 = {}, {}
-    torch_simalign_layer(model, tok, read_gold(d, "fr", 8), 8)  # warm-up
+    torch_simalign_layer(model, tok, gold.subset(8), 8)  # warm-up
     for layer in sorted(set(torch_layers) | {8}):
         counts, dt = timed(lambda: torch_simalign_layer(model, tok, gold, layer))
         torch_times[layer], torch_f1[layer] = dt, A.alignment_metrics(counts)["f1"]
