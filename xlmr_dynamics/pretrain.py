@@ -59,6 +59,10 @@ class PretrainError(ValueError):
 class PretrainConfig:
     """Everything that determines a pretraining run (frozen, hashable).
 
+    The defaults are the demo's tiny model. Measured on the shipped text (16 languages, 15.4k
+    sentences) with a 4,002-id SentencePiece vocabulary, 1 CPU device: MLM loss 8.30 -> 6.71 (step 80)
+    -> 5.91 (230) -> 5.38 (600), masked-token accuracy 0 -> 12.7%; 3.4 min user CPU for 600 steps.
+
     Attributes:
       hidden_size, num_layers, num_heads, intermediate_size, dropout, dtype: the XLM-R architecture
         (vocab size comes from the tokenizer, max_positions from `seq_len`).
