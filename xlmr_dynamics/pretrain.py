@@ -24,8 +24,8 @@ setup). Checkpoints for the sweep go to `out_dir/step_XXXXXXX/` via `convert.sav
 
 Data parallel only: params replicated, the batch split over the `sharding.make_mesh()` devices.
 Limits: the whole corpus is tokenized in memory (fine for the demo's ~1 MB; not a web-scale
-pipeline); sentences longer than `seq_len - 2` are truncated in sentence mode and split across rows
-nowhere (a packed row simply ends mid-sentence).
+pipeline); in sentence mode sentences longer than `seq_len - 2` are truncated; in pack mode a row
+can end mid-sentence (the rest is not carried over to the next row).
 """
 
 from __future__ import annotations
