@@ -251,7 +251,7 @@ class CheckpointRun:
         if key not in self._feats:
             self._feats[key] = extract_features(
                 self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
-                out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=f"extract {'/'.join(key)}")
+                out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False)
         return self._feats[key]
 
     def drop(self, pred) -> None:

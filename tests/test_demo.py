@@ -1,0 +1,56 @@
+"""The README's main job at CI size: pretrain -> sweep -> report, offline, deterministic."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xlmr_dynamics.cli import main
+from xlmr_dynamics.config import load_config
+from xlmr_dynamics.results import read_results
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path_factory.mktemp(name)
+        assert main(["demo", "--config", "demo:ci", "--out", str(out), "--quiet"]) == 0
+        outs.append(out)
+    return outs
+
+
+def test_demo_learns_and_covers_every_task_checkpoint_and_layer(demo_runs):
+    out = demo_runs[0]
+    cfg = load_config("demo:ci")
+    df = read_results(out / "results")
+    steps = sorted(s for s in df["step"].unique() if s >= 0)
+    assert steps[0] == 0 and len(steps) == cfg.pretrain.num_checkpoints + 1  # random init + series
+    bpc = df[df.task == "bpc"].groupby("step")["value"].mean()
+    assert bpc.loc[steps[-1]] < bpc.loc[steps[1]] < bpc.loc[0]  # MLM pretraining lowers bits per char
+    layers = set(range(cfg.pretrain.num_layers + 1))
+    for task in cfg.sweep.tasks:
+        rows = df[(df.task == task) & (df.step >= 0)]
+        for step in steps:
+            got = set(rows[rows.step == step]["layer"])
+            assert got == ({cfg.pretrain.num_layers} if task == "bpc" else layers), (task, step, got)
+    pos = df[(df.task == "pos") & (df.metric == "accuracy") & (df.train_lang == df.eval_lang) & (df.step >= 0)]
+    majority = df[(df.task == "pos") & (df.step == -1) & (df.metric == "accuracy")]["value"].max()
+    assert pos[pos.step == steps[-1]]["value"].max() > majority  # probes beat the majority tag
+
+
+def test_demo_report_files(demo_runs):
+    report = demo_runs[0] / "report"
+    html = (report / "index.html").read_text()
+    for task in ("pos", "arc_pred", "arc_cls", "xnli", "align", "bpc"):
+        png = report / f"curves_{task}.png"
+        assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+        assert f"curves_{task}.png" in html
+    for part in ("Acquisition", "best vs final", "transfer"):
+        assert part.lower() in html.lower()
+
+
+def test_same_seed_same_results_bitwise(demo_runs):
+    a, b = (read_results(d / "results") for d in demo_runs)
+    cols = [c for c in a.columns if c not in ("checkpoint_path",)]
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
