@@ -9,8 +9,9 @@ torch `XLMRobertaModel(output_hidden_states=True)` (attention_mask passed) and a
 the en-fr text: the XLM-R model is not available offline), torch threads = CPU count.
 
 Each baseline run costs the same whatever the layer (the whole model runs), so by default only
-`--torch-layers 3` runs (layers 0, 6, 12) are timed and the 13-layer time is their mean x 13
-(`--torch-layers 13` times them all). Layer-8 F1 of both implementations is printed as a check.
+`--torch-layers 3` runs (layers 0, 6, 12, plus 8 for the F1 check) are timed and the 13-layer time
+is the fastest run x 13 (conservative on a shared machine; the mean-based ratio is printed too;
+`--torch-layers 13` times them all). JAX times are the best of 2 warm runs. Layer-8 F1 of both implementations is printed as a check.
 
     python scripts/bench_align.py [--pairs 64] [--torch-layers 3]
 
@@ -107,9 +108,11 @@ def main() -> None:
         return out, time.perf_counter() - t0
 
     _, jax_first = timed(lambda: A.run_alignment(enc, tok, gold, layers="all"))
-    rows_all, jax_all = timed(lambda: A.run_alignment(enc, tok, gold, layers="all"))
+    rows_all, jax_all = min((timed(lambda: A.run_alignment(enc, tok, gold, layers="all")) for _ in range(2)),
+                            key=lambda x: x[1])
     A.run_alignment(enc, tok, gold, layers=8)
-    rows_one, jax_one = timed(lambda: A.run_alignment(enc, tok, gold, layers=8))
+    _, jax_one = min((timed(lambda: A.run_alignment(enc, tok, gold, layers=8)) for _ in range(2)),
+                     key=lambda x: x[1])
     jax_f1_8 = next(r["value"] for r in rows_all if r["layer"] == 8 and r["metric"] == "f1")
 
     torch_layers = [0, 6, 12][: args.torch_layers] if args.torch_layers <= 3 else list(range(13))
@@ -118,8 +121,10 @@ def main() -> None:
     for layer in sorted(set(torch_layers) | {8}):
         counts, dt = timed(lambda: torch_simalign_layer(model, tok, gold, layer))
         torch_times[layer], torch_f1[layer] = dt, A.alignment_metrics(counts)["f1"]
-    per_layer = float(np.mean(list(torch_times.values())))
+    # conservative: the fastest run x 13 (runs cost the same; slower ones were slowed by other jobs)
+    per_layer = float(min(torch_times.values()))
     torch_all = per_layer * 13 if len(torch_times) < 13 else sum(torch_times.values())
+    torch_all_mean = float(np.mean(list(torch_times.values()))) * 13
     out = {
         "bench": "align", "config": "XLMRConfig() base, random weights", "method": "argmax", "pooling": "mean",
         "pairs": args.pairs, "subwords": n_sub, "threads": args.threads, "jax_devices": len(jax.devices()),
@@ -131,7 +136,8 @@ def main() -> None:
         "torch_pairs_per_s_all_layers": round(args.pairs / torch_all, 3),
         "f1_layer8_jax": jax_f1_8, "f1_layer8_torch": torch_f1[8],
         "speedup_vs_per_sentence": round(torch_all / jax_all, 2),
-        "speedup_vs_per_sentence_single_layer": round(torch_times[8] / jax_one, 2),
+        "speedup_vs_per_sentence_single_layer": round(per_layer / jax_one, 2),
+        "speedup_vs_per_sentence_mean_of_runs": round(torch_all_mean / jax_all, 2),
     }
     out["load_average_1m_at_end"] = os.getloadavg()[0]  # other jobs share these 2 cores
     print(json.dumps(out))

@@ -419,18 +419,19 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
     params = jax.device_put(encoder.params)  # once: numpy params would be copied on every call
     jmethod = "sim" if method == "match" else method
     lay_arr = jnp.asarray(lay, jnp.int32)
-    # group pairs by padded row length (power of two) so each shape compiles once; the unit axis is
-    # padded to the same length (units <= subwords), which costs little next to the encoder
+    # group pairs by row length rounded up to a multiple of 16 (and the batch to a multiple of 4), so
+    # few shapes compile and little padding is computed; the unit axis is padded to the row length
+    # (units <= subwords), which costs little next to the encoder
     groups: dict[tuple[int, int], list[int]] = {}
     for k in keep:
-        t = _bucket(max(src[k][0].size, tgt[k][0].size), 16)
+        t = -(-max(src[k][0].size, tgt[k][0].size) // 16) * 16
         groups.setdefault((t, t), []).append(k)
     pending = []
     for (t, u), idx in sorted(groups.items()):
         bmax = max(1, min(pairs_per_batch, tokens_per_batch // (2 * t)))
         for c in range(0, len(idx), bmax):
             chunk = idx[c:c + bmax]
-            b = bmax if len(idx) > bmax else _bucket(len(chunk), 1)
+            b = min(bmax, -(-len(chunk) // 4) * 4)
             ids = np.full((2 * b, t), cfg.pad_token_id, np.int32)
             st = np.zeros((2 * b, u), np.int32)
             en = np.ones((2 * b, u), np.int32)
