@@ -47,6 +47,15 @@ def sweep_config(ckpt_dir: Path, results: Path, extra=()):
     return s
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_compiles():
+    """Tiny models: compile time dominates, so skip most XLA optimisations in this module."""
+    old = jax.config.jax_disable_most_optimizations
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
     from xlmr_dynamics import demo_data
@@ -192,3 +201,27 @@ def test_two_process_loopback_sweep_equals_single_process(series, tmp_path):
     single, multi = _table(tmp_path / "single"), _table(tmp_path / "multi")
     pd.testing.assert_frame_equal(multi.drop(columns="value"), single.drop(columns="value"))
     np.testing.assert_allclose(multi["value"], single["value"], atol=1e-4)
+
+
+def test_cli_one_checkpoint_commands_print_tables(series, tmp_path, capsys):
+    from xlmr_dynamics.cli import main
+    from xlmr_dynamics.demo import demo_data_root
+
+    ckpt = series / "checkpoint_300k"
+    common = ["--checkpoint", str(ckpt), "--step", "300000", "--tokenizer", str(series / "sentencepiece.bpe.model"),
+              "--data-root", str(demo_data_root()), "--quiet"]
+    main(["probe", "--task", "pos", "--train-lang", "en", "--eval-langs", "en,fr", "--results-dir",
+          str(tmp_path / "p"), *common, "--config.ud.max_train_sentences=60", "--config.probe.max_epochs=1",
+          "--config.seeds=(0,)"])
+    out = capsys.readouterr().out
+    assert "pos" in out and "accuracy" in out and "macro_f1" in out
+    df = read_results(tmp_path / "p")
+    assert set(df[df.step == 300000]["eval_lang"]) == {"en", "fr"}
+    assert (tmp_path / "p" / "results.csv").exists()
+    main(["align", "--pairs", "fr", "--results-dir", str(tmp_path / "a"), *common, "--config.align.max_pairs=10"])
+    assert "aer" in capsys.readouterr().out
+    main(["bpc", "--langs", "fr", "--results-dir", str(tmp_path / "b"), *common,
+          "--config.bpc.pattern={lang}.heldout.txt", "--config.bpc.dir=text", "--config.bpc.max_sentences=5"])
+    assert "bpc" in capsys.readouterr().out
+    main(["report", str(tmp_path / "p")])
+    assert (tmp_path / "p" / "report" / "index.html").exists()

@@ -603,6 +603,8 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             log.info("step %s: %d units in %.1fs", ckpt.step, len(todo), time.time() - t0)
             del run, encoder
         total.close()
+        if writer:
+            store.export_csv(results_dir / "results.csv")
     except Exception:
         log.error("sweep stopped: %s", traceback.format_exc())
         raise
