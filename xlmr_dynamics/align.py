@@ -388,6 +388,9 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
       pooling: "mean" (word = mean of its subwords) or "subword" (subword links -> word links).
       distortion: distortion prior ratio (0 = off).
       max_len: longest segment (subwords incl. specials); longer sentences are skipped and counted.
+      tokens_per_batch: cap on encoder tokens per jitted call (2 * pairs * padded row length).
+      pairs_per_batch: cap on sentence pairs per jitted call.
+      max_count, alpha: IterMax settings (extra rounds; weight of pairs with one aligned word).
       eval_lang: target language code for the rows (default `gold.lang` if present, else "xx").
 
     Returns:
