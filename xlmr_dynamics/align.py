@@ -240,52 +240,35 @@ def _check_gold(gold) -> None:
 def _encode_sentences(tokenizer, sentences, *, max_len: int):
     """Subword ids and word spans of each sentence, one encoder row per sentence.
 
-    Uses the data layer's `encode_words` when it is importable (the shared convention), else encodes
-    each word with `tokenizer.encode(word)` (SimAlign also tokenizes word by word).
+    Uses the data layer's `encode_words` (each word tokenized on its own, as SimAlign does).
 
     Returns:
       per sentence `(ids int32 [n+2] with <s> ... </s>, word_start int32 [w], word_end int32 [w], status)`
       with status in {"ok", "empty", "unk", "too_long"} (ids None unless "ok").
     """
-    try:
-        from xlmr_dynamics.data import encode_words
-    except ImportError:
-        encode_words = None
+    from xlmr_dynamics.data import encode_words
+
     out = []
-    if encode_words is not None:
-        nonempty = [k for k, x in enumerate(sentences) if len(x)]
-        offsets = np.concatenate([[0], np.cumsum([len(sentences[k]) for k in nonempty])]).astype(np.int64)
-        enc = encode_words(tokenizer, [list(sentences[k]) for k in nonempty], max_len=max_len)
-        by_sent: dict[int, list] = {}
-        for seg in enc.segments:
-            wid = np.asarray(seg.word_id)
-            if wid.size:
-                k = nonempty[int(np.searchsorted(offsets, wid.min(), side="right") - 1)]
-                by_sent.setdefault(k, []).append(seg)
-        for k, words in enumerate(sentences):
-            segs = by_sent.get(k, [])
-            if not words:
-                out.append((None, None, None, "empty"))
-            elif len(segs) != 1 or len(segs[0].word_id) != len(words):
-                out.append((None, None, None, "too_long"))
-            else:
-                seg = segs[0]
-                order = np.argsort(np.asarray(seg.word_id))
-                out.append((np.asarray(seg.ids, np.int32), np.asarray(seg.word_start, np.int32)[order],
-                            np.asarray(seg.word_end, np.int32)[order], "ok"))
-    else:
-        for words in sentences:
-            if not words:
-                out.append((None, None, None, "empty"))
-                continue
-            pieces = [list(tokenizer.encode(w)) or [tokenizer.unk_id] for w in words]
-            lens = np.array([len(p) for p in pieces], np.int32)
-            if lens.sum() + 2 > max_len:
-                out.append((None, None, None, "too_long"))
-                continue
-            ids = np.array([tokenizer.bos_id] + [i for p in pieces for i in p] + [tokenizer.eos_id], np.int32)
-            end = 1 + np.cumsum(lens).astype(np.int32)
-            out.append((ids, end - lens, end, "ok"))
+    nonempty = [k for k, x in enumerate(sentences) if len(x)]
+    offsets = np.concatenate([[0], np.cumsum([len(sentences[k]) for k in nonempty])]).astype(np.int64)
+    enc = encode_words(tokenizer, [list(sentences[k]) for k in nonempty], max_len=max_len)
+    by_sent: dict[int, list] = {}
+    for seg in enc.segments:
+        wid = np.asarray(seg.word_id)
+        if wid.size:
+            k = nonempty[int(np.searchsorted(offsets, wid.min(), side="right") - 1)]
+            by_sent.setdefault(k, []).append(seg)
+    for k, words in enumerate(sentences):
+        segs = by_sent.get(k, [])
+        if not words:
+            out.append((None, None, None, "empty"))
+        elif len(segs) != 1 or len(segs[0].word_id) != len(words):
+            out.append((None, None, None, "too_long"))
+        else:
+            seg = segs[0]
+            order = np.argsort(np.asarray(seg.word_id))
+            out.append((np.asarray(seg.ids, np.int32), np.asarray(seg.word_start, np.int32)[order],
+                        np.asarray(seg.word_end, np.int32)[order], "ok"))
     # "all <unk>": every subword is <unk> or a bare '\u2581' (the word-start marker spm emits before an
     # unknown character)
     bare = {i for i in (getattr(tokenizer, "piece_to_id", lambda p: None)("\u2581"),) if i is not None}
