@@ -52,5 +52,8 @@ def test_demo_report_files(demo_runs):
 
 def test_same_seed_same_results_bitwise(demo_runs):
     a, b = (read_results(d / "results") for d in demo_runs)
-    cols = [c for c in a.columns if c not in ("checkpoint_path",)]
+    # run_id / config_hash / checkpoint_path name the output directory, which differs by design;
+    # everything else (values, checkpoint content hashes, data hashes) must be identical.
+    cols = [c for c in a.columns if c not in ("checkpoint_path", "run_id", "config_hash")]
+    assert (a["checkpoint_hash"] != "").all() or (a["step"] <= 0).any()
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
