@@ -1,7 +1,8 @@
 """The offline demo: pretrain a tiny XLM-R replica on shipped text, sweep all six tasks, report.
 
 Run:    xlmr-dynamics demo                  (this config; `--config demo:ci` is the CI-sized variant)
-Expect: on a 2-core CPU, at most ~10 minutes; `xlmr_dynamics_demo/report/index.html` shows BPC
+Expect: on a 2-core CPU about 8 minutes (measured 9m10s before trimming BPC to 8 languages and probes
+        to 6 epochs: pretraining 2.4 min, sweep 73 s for step 0 (compiles) + ~39 s per checkpoint); `xlmr_dynamics_demo/report/index.html` shows BPC
         falling over checkpoints and probe curves moving, for every plot of the real report.
 Data:   xlmr_dynamics/demo_data (Tatoeba text, CC BY-SA UD subsets, XNLI subset (CC BY-NC 4.0),
         WPT en-fr/en-ro gold alignments); see its README for sources and licences.
@@ -61,11 +62,11 @@ def get_config(arg=None):
     s.align.dir = "alignment"
     s.align.pairs = ("fr", "ro")
     s.bpc.dir = "text"
-    s.bpc.langs = TEXT_LANGS
+    s.bpc.langs = ("ar", "de", "el", "en", "hi", "ja", "ru", "zh")  # one per script family
     s.bpc.pattern = "{lang}.heldout.txt"
     s.bpc.files = ml_collections.ConfigDict()
     s.bpc.max_sentences = 100
-    s.probe.max_epochs = 8
+    s.probe.max_epochs = 6
     s.probe.patience = 2
     s.probe.batch_size = 128
     s.extract.tokens_per_batch = 4096
