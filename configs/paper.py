@@ -3,7 +3,7 @@
 Run (one GPU):  xlmr-dynamics sweep --config paper --config.checkpoints.dir=/data/xlmr_across_time \
                     --config.data_root=/data/probing
      (TPU pod): the same command on every host, with --config tpu_pod (see configs/tpu_pod.py).
-Expect: 39 checkpoints (+ random-init step 0) x (15 UD langs x 3 tasks + 15 XNLI + 6 pairs + 18 BPC)
+Expect: 39 checkpoints (+ random-init step 0) x (44 UD langs x 3 tasks + 15 XNLI + 6 pairs + 18 BPC)
 units; on one A100-class GPU, hours. Then: xlmr-dynamics report results/paper
 
 Checkpoint series (Blevins et al. 2022, https://nlp.cs.washington.edu/xlmr-across-time): fairseq
@@ -22,7 +22,13 @@ from xlmr_dynamics.config import load_module
 
 def get_config():
     c = load_module(Path(__file__).with_name("default.py")).get_config()
+    langs = load_module(Path(__file__).with_name("languages.py"))
     c.name = "paper"
+    c.ud.langs = langs.UD_44
+    c.ud.cross_langs = langs.CROSS_18
+    c.xnli.langs = langs.XNLI_15
+    c.xnli.cross_langs = langs.XNLI_15
+    c.align.pairs = langs.ALIGN_6
     c.results_dir = "results/paper"
     c.checkpoints.expected_steps = tuple(range(5000, 50001, 5000)) + tuple(range(100000, 1500001, 50000))
     c.extract.out_dtype = "bfloat16"  # 13 x 768 x 2 B per word keeps all test sets in host memory
