@@ -42,6 +42,8 @@ def get_config():
     c.extract.sentence_pooling = "first"  # OPEN (XNLI): "<s>" vector (default) or "mean" over the pair
     c.extract.tokens_per_batch = 8192
     c.extract.seq_buckets = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # one compile each
+    c.extract.pack = True  # pack short sequences into shared rows (block-diagonal attention): ~no padding
+    c.extract.pack_len = 128  # row length of packed batches; longer sequences use seq_buckets
     c.extract.out_dtype = "float32"  # "bfloat16" halves host memory of cached features
     c.extract.cache_dir = ""  # "" = no on-disk feature cache
 

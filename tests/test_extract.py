@@ -168,3 +168,33 @@ def test_two_process_loopback_equals_one_process(params, tmp_path):
     batches, n = make_batches(np.random.default_rng(1))
     single = extract_features(M.Encoder(CFG, params), batches, n, pooling="mean", mesh=S.make_mesh(1))
     np.testing.assert_allclose(np.load(out), single, atol=1e-5)
+
+
+def _segments(rng, n=40):
+    from xlmr_dynamics.data import Segment
+
+    segs, word = [], 0
+    for _ in range(n):
+        k = int(rng.integers(1, 7))
+        lens = rng.integers(1, 4, size=k)
+        ends = 1 + np.cumsum(lens)
+        ids = np.concatenate([[0], rng.integers(4, CFG.vocab_size, size=int(lens.sum())), [2]]).astype(np.int32)
+        segs.append(Segment(ids, (ends - lens).astype(np.int32), ends.astype(np.int32),
+                            np.arange(word, word + k, dtype=np.int32)))
+        word += k
+    return segs, word
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_packed_rows_equal_unpacked(params, pooling):
+    from xlmr_dynamics.data import make_batches
+
+    segs, n = _segments(np.random.default_rng(7))
+    enc = M.Encoder(CFG, params)
+    plain = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256)
+    packed = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256, pack=True, pack_len=32)
+    assert packed.padding_fraction < plain.padding_fraction
+    assert max(b["segment_ids"].max() for b in packed) > 1  # several sequences really share rows
+    a = extract_features(enc, list(plain), n, pooling=pooling)
+    b = extract_features(enc, list(packed), n, pooling=pooling)
+    np.testing.assert_allclose(b, a, atol=1e-5)

@@ -77,7 +77,8 @@ def pool_words(hidden_lbtd, word_start_bw, word_end_bw, pooling: str):
 
 @functools.partial(jax.jit, static_argnames=("cfg", "pooling"))
 def _extract_step(params, batch, *, cfg: M.XLMRConfig, pooling: str):
-    hidden = M.hidden_states(params, batch["input_ids"], batch["attention_mask"], cfg=cfg)
+    hidden = M.hidden_states(params, batch["input_ids"], batch["attention_mask"], cfg=cfg,
+                             segment_ids=batch.get("segment_ids"))
     return pool_words(hidden, batch["word_start"], batch["word_end"], pooling), batch["word_id"]
 
 
@@ -124,8 +125,9 @@ def extract_features(
         if batch["input_ids"].shape[1] > cfg.max_seq_len:
             raise ValueError(f"batch length {batch['input_ids'].shape[1]} exceeds the model's "
                              f"{cfg.max_seq_len} positions; encode with max_len <= {cfg.max_seq_len}")
-        arrays = S.global_batch({k: batch[k] for k in ("input_ids", "attention_mask", "word_start",
-                                                        "word_end", "word_id")}, mesh)
+        keys = ("input_ids", "attention_mask", "word_start", "word_end", "word_id") + (
+            ("segment_ids",) if "segment_ids" in batch else ())
+        arrays = S.global_batch({k: batch[k] for k in keys}, mesh)
         pooled, word_id = _extract_step(params, arrays, cfg=cfg, pooling=pooling)
         pooled, word_id = S.to_host(pooled), S.to_host(word_id)
         valid = word_id >= 0

@@ -136,13 +136,11 @@ class Embeddings(nn.Module):
     cfg: XLMRConfig
 
     @nn.compact
-    def __call__(self, input_ids_bt, *, deterministic: bool):
+    def __call__(self, input_ids_bt, positions_bt, *, deterministic: bool):
         cfg = self.cfg
         init = nn.initializers.normal(0.02)
         word_vd = self.param("word_embeddings", init, (cfg.vocab_size, cfg.hidden_size))
         pos_pd = self.param("position_embeddings", init, (cfg.max_positions, cfg.hidden_size))
-        not_pad_bt = (input_ids_bt != cfg.pad_token_id).astype(jnp.int32)
-        positions_bt = jnp.cumsum(not_pad_bt, axis=1) * not_pad_bt + cfg.pad_token_id
         x_btd = jnp.take(word_vd, input_ids_bt, axis=0) + jnp.take(pos_pd, positions_bt, axis=0)
         x_btd = _layer_norm(cfg, "LayerNorm")(x_btd)
         x_btd = nn.Dropout(cfg.dropout)(x_btd, deterministic=deterministic)
@@ -199,11 +197,11 @@ class XLMR(nn.Module):
     cfg: XLMRConfig
 
     @nn.compact
-    def __call__(self, input_ids_bt, attention_mask_bt, *, deterministic: bool = True, with_logits: bool = True):
+    def __call__(self, input_ids_bt, attention_mask_bt, segment_ids_bt=None, *, deterministic: bool = True,
+                 with_logits: bool = True):
         cfg = self.cfg
-        x_btd, word_vd = Embeddings(cfg, name="embeddings")(input_ids_bt, deterministic=deterministic)
-        # Additive mask over keys; finfo.min keeps fully padded rows finite (uniform attention).
-        bias_b11t = jnp.where(attention_mask_bt[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+        positions_bt, bias_b11t = _positions_and_bias(cfg, input_ids_bt, attention_mask_bt, segment_ids_bt)
+        x_btd, word_vd = Embeddings(cfg, name="embeddings")(input_ids_bt, positions_bt, deterministic=deterministic)
         stack = nn.scan(
             Layer,
             variable_axes={"params": 0},
@@ -216,6 +214,31 @@ class XLMR(nn.Module):
         hidden_lbtd = jnp.concatenate([emb_btd[None], layers_lbtd], axis=0)
         logits = LMHead(cfg, name="lm_head")(x_btd, word_vd) if with_logits else None
         return logits, hidden_lbtd
+
+
+def _positions_and_bias(cfg: XLMRConfig, input_ids_bt, attention_mask_bt, segment_ids_bt):
+    """Position ids and the additive attention bias.
+
+    Without `segment_ids`: HF/fairseq positions (`cumsum(ids != pad) + pad`, pads get `pad`) and a key
+    mask `[B,1,1,T]`. With `segment_ids` (packed rows: several sequences per row, 1, 2, ... per
+    sequence, 0 on padding): positions restart at `pad + 1` for every sequence and attention is
+    block-diagonal `[B,1,T,T]`, so each packed sequence is encoded exactly as if it were alone.
+    finfo.min (not -inf) keeps fully masked rows finite.
+    """
+    neg = jnp.finfo(jnp.float32).min
+    if segment_ids_bt is None:
+        not_pad_bt = (input_ids_bt != cfg.pad_token_id).astype(jnp.int32)
+        positions_bt = jnp.cumsum(not_pad_bt, axis=1) * not_pad_bt + cfg.pad_token_id
+        return positions_bt, jnp.where(attention_mask_bt[:, None, None, :] > 0, 0.0, neg)
+    seg_bt = jnp.asarray(segment_ids_bt, jnp.int32)
+    t = seg_bt.shape[1]
+    idx_bt = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), seg_bt.shape)
+    first_bt = jnp.concatenate([jnp.ones_like(seg_bt[:, :1], bool), seg_bt[:, 1:] != seg_bt[:, :-1]], axis=1)
+    start_bt = jax.lax.cummax(jnp.where(first_bt, idx_bt, 0), axis=1)
+    real_bt = seg_bt > 0
+    positions_bt = jnp.where(real_bt, idx_bt - start_bt + cfg.pad_token_id + 1, cfg.pad_token_id)
+    same_btt = (seg_bt[:, :, None] == seg_bt[:, None, :]) & real_bt[:, None, :]
+    return positions_bt, jnp.where(same_btt[:, None], 0.0, neg)
 
 
 def init_params(cfg: XLMRConfig, key: jax.Array) -> Params:
@@ -233,6 +256,7 @@ def forward(
     deterministic: bool = True,
     dropout_key: jax.Array | None = None,
     with_logits: bool = True,
+    segment_ids=None,
 ):
     """Full forward pass.
 
@@ -243,6 +267,8 @@ def forward(
       cfg: the architecture (static under jit).
       deterministic: False enables dropout (needs `dropout_key`).
       with_logits: False skips the MLM head (saves the [B,T,V] matmul).
+      segment_ids: optional int [B, T] for packed rows (1, 2, ... per sequence, 0 = padding); see
+        `_positions_and_bias`.
 
     Returns:
       (logits float32 [B, T, V] or None, hidden states float32 [L+1, B, T, D]).
@@ -252,6 +278,7 @@ def forward(
         {"params": params},
         jnp.asarray(input_ids, jnp.int32),
         jnp.asarray(attention_mask, jnp.int32),
+        segment_ids,
         deterministic=deterministic,
         with_logits=with_logits,
         rngs=rngs,
@@ -260,9 +287,9 @@ def forward(
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def hidden_states(params: Params, input_ids, attention_mask, *, cfg: XLMRConfig):
+def hidden_states(params: Params, input_ids, attention_mask, *, cfg: XLMRConfig, segment_ids=None):
     """All hidden states, embedding output first: float32 [L+1, B, T, D]."""
-    return forward(params, input_ids, attention_mask, cfg=cfg, with_logits=False)[1]
+    return forward(params, input_ids, attention_mask, cfg=cfg, with_logits=False, segment_ids=segment_ids)[1]
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))

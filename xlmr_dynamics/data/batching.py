@@ -11,9 +11,14 @@ so shapes are exactly `{(B_T, T)}`: one per bucket in use. Multi-host: every pro
 same plan from the segment lengths and materialises only its contiguous share of every batch's rows,
 so all hosts see the same shapes and number of batches.
 
-Batch dict (numpy int32, `[B_local, T]`): `input_ids` (pad = 1), `attention_mask`, `word_start`,
-`word_end`, `word_id` (-1 = padding slot); word slots W == T (a segment never has more words than
-subwords).
+Batch dict (numpy int32, `[B_local, T]`): `input_ids` (pad = 1), `attention_mask`, `segment_ids`
+(1, 2, ... per segment in the row, 0 = padding), `word_start`, `word_end`, `word_id` (-1 = padding
+slot); word slots W == T (a row never has more words than subwords).
+
+Packing (`pack=True`): segments of up to `pack_len` tokens are packed first-fit-decreasing into rows
+of exactly `pack_len` tokens (several per row; the model attends within each segment only and
+restarts positions, see `model._positions_and_bias`), which removes nearly all padding; longer
+segments are bucketed as above. Results are identical to unpacked batches up to float rounding.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class BatchPlan:
     """Iterable over this process's batches; `stats` has shapes and the padding fraction."""
 
     segments: list
-    groups: list[tuple[int, list[int]]]  # (T, segment indices of the global batch, padded with -1)
+    groups: list[tuple[int, list]]  # (T, rows of the global batch: a segment index, a list of them, or -1)
     rows: int  # global rows per batch of each bucket: see `rows_for`
     rows_for: dict
     process_index: int
@@ -54,32 +59,57 @@ class BatchPlan:
         for t, idx in self.groups:
             share = len(idx) // self.process_count
             mine = idx[self.process_index * share:(self.process_index + 1) * share]
-            yield _materialise([self.segments[i] if i >= 0 else None for i in mine], t)
+            yield _materialise([None if isinstance(i, int) and i < 0 else
+                                [self.segments[j] for j in (i if isinstance(i, list) else [i])] for i in mine], t)
 
 
-def _materialise(segs, t: int) -> dict:
-    b = len(segs)
+def _materialise(rows, t: int) -> dict:
+    """rows: per batch row, None (padding) or a list of segments laid out left to right."""
+    b = len(rows)
     out = {
         "input_ids": np.full((b, t), PAD, np.int32),
         "attention_mask": np.zeros((b, t), np.int32),
+        "segment_ids": np.zeros((b, t), np.int32),
         "word_start": np.zeros((b, t), np.int32),
         "word_end": np.ones((b, t), np.int32),
         "word_id": np.full((b, t), -1, np.int32),
     }
-    for r, s in enumerate(segs):
-        if s is None:
-            continue
-        n, w = len(s.ids), len(s.word_id)
-        out["input_ids"][r, :n] = s.ids
-        out["attention_mask"][r, :n] = 1
-        out["word_start"][r, :w] = s.word_start
-        out["word_end"][r, :w] = s.word_end
-        out["word_id"][r, :w] = s.word_id
+    for r, segs in enumerate(rows):
+        pos = slot = 0
+        for k, s in enumerate(segs or (), 1):
+            n, w = len(s.ids), len(s.word_id)
+            out["input_ids"][r, pos:pos + n] = s.ids
+            out["attention_mask"][r, pos:pos + n] = 1
+            out["segment_ids"][r, pos:pos + n] = k
+            out["word_start"][r, slot:slot + w] = s.word_start + pos
+            out["word_end"][r, slot:slot + w] = s.word_end + pos
+            out["word_id"][r, slot:slot + w] = s.word_id
+            pos += n
+            slot += w
     return out
 
 
+def _pack(lengths: np.ndarray, idx: np.ndarray, capacity: int) -> list[list[int]]:
+    """First-fit-decreasing bins of segment indices with total length <= capacity (deterministic)."""
+    order = idx[np.argsort(-lengths[idx], kind="stable")]
+    bins: list[list[int]] = []
+    free: list[int] = []
+    for i in order.tolist():
+        n = int(lengths[i])
+        for b, room in enumerate(free):
+            if n <= room:
+                bins[b].append(i)
+                free[b] -= n
+                break
+        else:
+            bins.append([i])
+            free.append(capacity - n)
+    return bins
+
+
 def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int = 8192, batch_multiple: int = 1,
-                 process_index: int = 0, process_count: int = 1) -> BatchPlan:
+                 process_index: int = 0, process_count: int = 1, pack: bool = False, pack_len: int = 128
+                 ) -> BatchPlan:
     """Plan fixed-shape batches over `segments` (see the module docstring).
 
     Raises:
@@ -95,6 +125,18 @@ def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int
     unit = batch_multiple * process_count
     groups, rows_for = [], {}
     padded_tokens = 0
+    if pack:
+        small = np.flatnonzero(lengths <= pack_len)
+        which[small] = -1  # handled here, not by the buckets
+        bins = _pack(lengths, small, pack_len)
+        rows = max(unit, (tokens_per_batch // pack_len) // unit * unit)
+        if bins:
+            rows_for[pack_len] = rows
+        for start in range(0, len(bins), rows):
+            chunk = bins[start:start + rows]
+            chunk += [-1] * (rows - len(chunk))
+            groups.append((pack_len, chunk))
+            padded_tokens += rows * pack_len
     for bi, t in enumerate(buckets):
         idx = np.flatnonzero(which == bi)
         if not len(idx):
