@@ -18,3 +18,15 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def shared_data() -> Path:
     assert SHARED_DATA.exists(), f"shared data not found at {SHARED_DATA}"
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def fast_compiles():
+    """Tiny shapes: compile time dominates, so skip most XLA optimisations (restored after).
+
+    Use per module: `pytestmark = pytest.mark.usefixtures("fast_compiles")`.
+    """
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)

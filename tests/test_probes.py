@@ -11,13 +11,7 @@ from xlmr_dynamics import probes
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    """Tiny shapes: compile time dominates, so skip most XLA optimisations (restored after)."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(autouse=True)

@@ -47,13 +47,7 @@ def sweep_config(ckpt_dir: Path, results: Path, extra=()):
     return s
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_compiles():
-    """Tiny models: compile time dominates, so skip most XLA optimisations in this module."""
-    old = jax.config.jax_disable_most_optimizations
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(scope="module")

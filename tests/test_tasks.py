@@ -12,13 +12,7 @@ from xlmr_dynamics import probes, tasks
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    """Tiny shapes: compile time dominates, so skip most XLA optimisations (restored after)."""
-    old = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @dataclasses.dataclass
