@@ -1,7 +1,6 @@
 """Data layer on real shared data and hand-made fixtures: counts, validation, TFDS, spans, batching."""
 
 import unicodedata
-from pathlib import Path
 
 import jax
 import numpy as np

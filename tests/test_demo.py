@@ -1,6 +1,5 @@
 """The README's main job at CI size: pretrain -> sweep -> report, offline, deterministic."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest

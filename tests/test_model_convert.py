@@ -339,7 +339,7 @@ def test_vocab_mismatch(tiny, hf_dir, tmp_path):
 
     with pytest.raises(VocabMismatchError, match="211.*500"):
         load_encoder(hf_dir, tokenizer=Tok())
-    path = _save_fairseq(tmp_path / "model.pt", tiny)
+    _save_fairseq(tmp_path / "model.pt", tiny)
     (tmp_path / "dict.txt").write_text("".join(f"w{i} 1\n" for i in range(100)))
     with pytest.raises(VocabMismatchError, match="dict.txt"):
         load_encoder(tmp_path)

@@ -3,7 +3,6 @@
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 

@@ -104,7 +104,7 @@ def _cmd_probe(args, extra) -> int:
     train = args.train_lang
     evals = [x for x in args.eval_langs.split(",") if x] if args.eval_langs else [train]
     if args.task == "xnli":
-        ov = [f"tasks=('xnli',)", f"xnli.langs=('{train}',)", f"xnli.cross_langs={tuple(evals)!r}"]
+        ov = ["tasks=('xnli',)", f"xnli.langs=('{train}',)", f"xnli.cross_langs={tuple(evals)!r}"]
     else:
         ov = [f"tasks=('{args.task}',)", f"ud.langs=('{train}',)", f"ud.cross_langs={tuple(evals)!r}"]
     return _one_checkpoint(args, extra, ov)

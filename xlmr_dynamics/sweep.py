@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from xlmr_dynamics import __version__
 from xlmr_dynamics import model as M
 from xlmr_dynamics import sharding as S
-from xlmr_dynamics.config import ConfigError, config_hash
+from xlmr_dynamics.config import ConfigError
 
 log = logging.getLogger("xlmr_dynamics.sweep")
 
