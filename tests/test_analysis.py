@@ -78,14 +78,23 @@ def _table():
     return pd.DataFrame(rows)
 
 
+def test_example_level_interval_matches_the_binomial():
+    """One seed, accuracy 0.5 on n = 400 examples: the 95 % interval is 0.5 +- 1.96 * 0.025."""
+    df = pd.DataFrame([_row(1000, "pos", "en", "en", 1, 0, "accuracy", 0.5)])
+    df["n"] = 400
+    pt = A.curves(df, n_boot=20000, seed=1).iloc[0]
+    assert pt.lo == pytest.approx(0.5 - 1.96 * 0.025, abs=0.003)
+    assert pt.hi == pytest.approx(0.5 + 1.96 * 0.025, abs=0.003)
+
+
 def test_split_baselines_and_curves_bootstrap():
     df = _table()
     main, major = A.split_baselines(df)
     assert len(major) == 2 and (main.step >= 0).all()
     mb = A.majority_baselines(df)
     assert list(mb.value) == [0.15, 0.15] and set(mb.eval_lang) == {"en", "de"}
-    c = A.curves(df, n_boot=200, seed=0)
-    c2 = A.curves(df, n_boot=200, seed=0)
+    c = A.curves(df, n_boot=200, seed=0, examples=False)
+    c2 = A.curves(df, n_boot=200, seed=0, examples=False)
     pd.testing.assert_frame_equal(c, c2)  # deterministic
     assert len(c) == (4 * 3 + 2) * len(STEPS)
     pt = c[(c.task == "pos") & (c.train_lang == "en") & (c.eval_lang == "en") & (c.layer == 2)
@@ -103,6 +112,13 @@ def test_split_baselines_and_curves_bootstrap():
     pt2 = A.curves(df2, n_boot=50).set_index(["task", "train_lang", "eval_lang", "layer", "metric", "step"])
     pt2 = pt2.loc[("pos", "en", "en", 2, "accuracy", 100000)]
     assert pt2.n_seeds == 2 and pt2.n_nan == 1 and pt2["mean"] == pytest.approx(raw.iloc[1:].mean())
+    # two-level interval: the example level widens accuracy intervals, leaves others alone
+    both = A.curves(df, n_boot=200, seed=0)
+    pb = both[(both.task == "pos") & (both.train_lang == "en") & (both.eval_lang == "en") & (both.layer == 2)
+              & (both.step == 100000)].iloc[0]
+    assert pb.lo < pt.lo and pb.hi > pt.hi and pb["mean"] == pt["mean"]
+    bb = both[both.task == "bpc"]
+    assert (bb.lo == bb["mean"]).all()
     # log-step positions: step 0 at half the first positive step
     x, x0 = A.plot_steps([0, 1000, 5000])
     assert x0 == 500 and list(x) == [500, 1000, 5000]

@@ -110,14 +110,26 @@ def duplicate_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- curves ----------------------------------------------------------------------------------------
-def curves(df: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Mean over seeds per curve point, with a percentile-bootstrap interval over seeds.
+PROPORTION_METRICS = ("accuracy",)
+"""Metrics that are a mean of per-example 0/1 outcomes over `n` test examples."""
+
+
+def curves(df: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+           examples: bool = True) -> pd.DataFrame:
+    """Mean over seeds per curve point, with a percentile-bootstrap interval over seeds and examples.
+
+    Two-level bootstrap: each replicate resamples the seeds and, for `PROPORTION_METRICS` with
+    `n > 0`, adds the effect of resampling the `n` test examples. Rows store no per-example outcomes,
+    so that level is parametric: the mean accuracy m of n examples moves by N(0, m(1-m)/n) under an
+    example bootstrap, and the same draw is shared by every seed of a replicate (all seeds are scored
+    on the same examples). Other metrics (F1, AER, BPC) get the seed level only.
 
     Args:
         df: results table (baseline rows are dropped here; see `split_baselines`).
         n_boot: bootstrap resamples.
         ci: interval mass (0.95 = 2.5th..97.5th percentiles).
         seed: seed of the resampling (same seed, same intervals).
+        examples: include the example level (False: seeds only).
 
     Returns:
         One row per (`CURVE_KEYS`, step): `mean, lo, hi, std, n_seeds, n_nan, n` (n = examples
@@ -153,16 +165,22 @@ def curves(df: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int 
     starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
     rng = np.random.default_rng(seed)
     alpha = (1.0 - ci) / 2.0
+    n_ex = out["n"].to_numpy(dtype=float)
+    prop = out["metric"].isin(PROPORTION_METRICS).to_numpy() & (n_ex > 0) if examples else np.zeros(G, bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ex_sd = np.where(prop, np.sqrt(np.clip(mean * (1 - mean), 0, None) / np.maximum(n_ex, 1)), 0.0)
+    z = rng.standard_normal(n_boot)  # example-level draws, shared by all points (common random numbers)
     for k in np.unique(cnt[cnt > 0]):
         gs = np.flatnonzero(cnt == k)
         mat = vf[starts[gs][:, None] + np.arange(k)]  # [G_k, k] the seeds of each point
-        if k == 1:
+        if k == 1 and not prop[gs].any():
             lo[gs] = hi[gs] = mat[:, 0]
             continue
         # A resample of k seeds is a multinomial count vector c; its mean is mat @ c / k.
         w = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).T / k  # [k, B]
         for s in range(0, len(gs), 4096):
-            q = np.quantile(mat[s:s + 4096] @ w, [alpha, 1.0 - alpha], axis=1)
+            reps = mat[s:s + 4096] @ w + ex_sd[gs[s:s + 4096], None] * z[None, :]
+            q = np.quantile(reps, [alpha, 1.0 - alpha], axis=1)
             lo[gs[s:s + 4096]], hi[gs[s:s + 4096]] = q[0], q[1]
     out["lo"], out["hi"] = lo, hi
     return out[cols].reset_index(drop=True)

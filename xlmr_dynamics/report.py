@@ -515,7 +515,8 @@ def make_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     w = _Writer(out)
     settings = {"threshold": threshold, "reference": reference, "non-monotone tolerance": tolerance,
                 "layer": "last layer of each task" if layer is None else layer,
-                "intervals": f"95% percentile bootstrap over probe seeds ({n_boot} resamples, seed {seed})"}
+                "intervals": f"95% two-level bootstrap: probe seeds resampled, plus test-example resampling "
+                             f"for accuracy (binomial, shared by seeds; {n_boot} resamples, seed {seed})"}
     curve_rows, _ = A.split_baselines(df)
     if len(df) and len(A.duplicate_rows(df)):
         w.csv("duplicate_rows.csv", A.duplicate_rows(df))
