@@ -439,7 +439,9 @@ def save_converted(path: str | Path, config: XLMRConfig, params, metadata: dict 
     path = Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
     ckptr = ocp.StandardCheckpointer()
-    ckptr.save(path / "params", jax.tree.map(np.asarray, params), force=True)
+    from xlmr_dynamics.sharding import to_host  # multi-host arrays are not fully addressable
+
+    ckptr.save(path / "params", jax.tree.map(to_host, params), force=True)
     ckptr.wait_until_finished()
     meta = dict(metadata or {})
     meta.setdefault("has_mlm_head", "lm_head" in params)

@@ -63,10 +63,12 @@ def global_batch(batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
     return out
 
 
-def to_host(x: jax.Array) -> np.ndarray:
+def to_host(x) -> np.ndarray:
     """The full value of a (possibly multi-host sharded) array as numpy, on every process."""
-    if x.is_fully_addressable:
+    if not isinstance(x, jax.Array) or x.is_fully_addressable:
         return np.asarray(x)
+    if x.is_fully_replicated:  # every process already holds the whole value
+        return np.asarray(x.addressable_data(0))
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
