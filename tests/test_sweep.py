@@ -219,3 +219,16 @@ def test_cli_one_checkpoint_commands_print_tables(series, tmp_path, capsys):
     assert "bpc" in capsys.readouterr().out
     main(["report", str(tmp_path / "p")])
     assert (tmp_path / "p" / "report" / "index.html").exists()
+
+
+def test_params_hash_is_stable_across_saves_and_sees_changes(series, tmp_path):
+    from xlmr_dynamics.convert import load_encoder
+    from xlmr_dynamics.sweep import params_hash
+
+    enc = load_encoder(series / "checkpoint_1k")
+    save_converted(tmp_path / "again", enc.config, enc.params)  # orbax writes different file names
+    assert params_hash(load_encoder(tmp_path / "again")) == params_hash(enc)
+    changed = jax.tree.map(lambda x: x, enc.params)
+    changed["lm_head"]["bias"] = np.asarray(changed["lm_head"]["bias"]).copy()
+    changed["lm_head"]["bias"][0] += 1e-3
+    assert params_hash(M.Encoder(enc.config, changed)) != params_hash(enc)
