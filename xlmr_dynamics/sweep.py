@@ -94,17 +94,16 @@ def discover_checkpoints(cfg) -> list[Checkpoint]:
     return ckpts
 
 
-def content_hash(path: Path | None, *, extra: str = "") -> str:
-    """sha256 over a file or every file of a directory (names and bytes), 16 hex chars."""
-    h = hashlib.sha256(extra.encode())
-    if path is None:
-        return h.hexdigest()[:16]
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
+def params_hash(encoder: M.Encoder) -> str:
+    """sha256 of the architecture and every weight's bytes, in tree order (16 hex chars).
+
+    Hashing the loaded weights, not the files, is stable across formats and re-saves (orbax's OCDBT
+    names its files randomly) and still catches a re-downloaded or corrupted checkpoint.
+    """
+    h = hashlib.sha256(json.dumps(encoder.config.to_dict(), sort_keys=True).encode())
+    for path, leaf in jax.tree_util.tree_flatten_with_path(encoder.params)[0]:
+        h.update(jax.tree_util.keystr(path).encode())
+        h.update(np.ascontiguousarray(S.to_host(leaf)).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -567,7 +566,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             t0 = time.time()
             try:
                 encoder = _load_checkpoint(ckpt, cfg, first_real)
-                ckpt_hash = content_hash(ckpt.path, extra="" if ckpt.path else f"random-init:{cfg.checkpoints.random_init_seed}")
+                ckpt_hash = params_hash(encoder)
             except (CheckpointError, OSError, ValueError) as e:
                 log.error("checkpoint %s failed to load: %s", ckpt.name, e)
                 if writer:
