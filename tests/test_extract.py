@@ -191,10 +191,18 @@ def test_packed_rows_equal_unpacked(params, pooling):
 
     segs, n = _segments(np.random.default_rng(7))
     enc = M.Encoder(CFG, params)
-    plain = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256)
-    packed = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256, pack=True, pack_len=32)
+    mult = S.local_batch_multiple(S.make_mesh())
+    plain = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256, batch_multiple=mult)
+    packed = make_batches(segs, seq_buckets=(8, 16, 32), tokens_per_batch=256, pack=True, pack_len=32,
+                          batch_multiple=mult)
     assert packed.padding_fraction < plain.padding_fraction
     assert max(b["segment_ids"].max() for b in packed) > 1  # several sequences really share rows
     a = extract_features(enc, list(plain), n, pooling=pooling)
     b = extract_features(enc, list(packed), n, pooling=pooling)
     np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_rows_not_divisible_by_devices_is_a_clear_error(params):
+    batches, n = make_batches(np.random.default_rng(9), b=3)
+    with pytest.raises(ValueError, match=r"batch_multiple=8"):
+        extract_features(M.Encoder(CFG, params), batches, n)

@@ -75,11 +75,17 @@ def pool_words(hidden_lbtd, word_start_bw, word_end_bw, pooling: str):
     return jnp.take_along_axis(hidden_lbtd, idx[None, :, :, None], axis=2).astype(jnp.float32)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "pooling"))
-def _extract_step(params, batch, *, cfg: M.XLMRConfig, pooling: str):
+@functools.partial(jax.jit, static_argnames=("cfg", "pooling", "keep", "out_dtype"))
+def _extract_step(params, batch, *, cfg: M.XLMRConfig, pooling: str, keep: tuple[int, ...] | None = None,
+                  out_dtype: str = "float32"):
+    """Pooled features `[len(keep), B, W, D]` in `out_dtype` (layers chosen and cast on device, so
+    only what is kept crosses to the host) and the batch's `word_id`."""
     hidden = M.hidden_states(params, batch["input_ids"], batch["attention_mask"], cfg=cfg,
                              segment_ids=batch.get("segment_ids"))
-    return pool_words(hidden, batch["word_start"], batch["word_end"], pooling), batch["word_id"]
+    if keep is not None:
+        hidden = hidden[np.asarray(keep)]
+    pooled = pool_words(hidden, batch["word_start"], batch["word_end"], pooling)
+    return pooled.astype(jnp.dtype(_OUT_DTYPES[out_dtype])), batch["word_id"]
 
 
 def extract_features(
@@ -116,26 +122,42 @@ def extract_features(
     mesh = mesh or S.make_mesh()
     cfg = encoder.config
     keep = np.arange(cfg.num_layers + 1) if layers is None else np.asarray(list(layers))
+    keep_static = None if layers is None else tuple(int(i) for i in keep)
     params = S.put_replicated(encoder.params, mesh)
     out = np.zeros((len(keep), num_items, cfg.hidden_size), _OUT_DTYPES[out_dtype])
     filled = np.zeros(num_items, np.int32)
     bar = tqdm(batches, desc=progress if isinstance(progress, str) else "extract", unit="batch",
                disable=not progress or jax.process_index() != 0, file=sys.stderr)
+
+    def store(pending) -> None:
+        pooled, word_id = S.to_host(pending[0]), S.to_host(pending[1])
+        valid = word_id >= 0
+        ids = word_id[valid]
+        if ids.size and (ids.max() >= num_items):
+            raise ValueError(f"word_id {ids.max()} out of range for num_items={num_items}")
+        out[:, ids] = pooled[:, valid]
+        np.add.at(filled, ids, 1)
+
+    # One batch in flight: batch i+1 is dispatched (jax runs it asynchronously) before batch i's
+    # features are copied to the host, so host work overlaps device work.
+    pending = None
+    multiple = S.local_batch_multiple(mesh)
     for batch in bar:
+        if batch["input_ids"].shape[0] % multiple:
+            raise ValueError(f"a batch has {batch['input_ids'].shape[0]} rows, not a multiple of this process's "
+                             f"{multiple} devices; plan batches with make_batches(batch_multiple={multiple})")
         if batch["input_ids"].shape[1] > cfg.max_seq_len:
             raise ValueError(f"batch length {batch['input_ids'].shape[1]} exceeds the model's "
                              f"{cfg.max_seq_len} positions; encode with max_len <= {cfg.max_seq_len}")
         keys = ("input_ids", "attention_mask", "word_start", "word_end", "word_id") + (
             ("segment_ids",) if "segment_ids" in batch else ())
         arrays = S.global_batch({k: batch[k] for k in keys}, mesh)
-        pooled, word_id = _extract_step(params, arrays, cfg=cfg, pooling=pooling)
-        pooled, word_id = S.to_host(pooled), S.to_host(word_id)
-        valid = word_id >= 0
-        ids = word_id[valid]
-        if ids.size and (ids.max() >= num_items):
-            raise ValueError(f"word_id {ids.max()} out of range for num_items={num_items}")
-        out[:, ids] = pooled[keep][:, valid].astype(out.dtype)
-        np.add.at(filled, ids, 1)
+        nxt = _extract_step(params, arrays, cfg=cfg, pooling=pooling, keep=keep_static, out_dtype=out_dtype)
+        if pending is not None:
+            store(pending)
+        pending = nxt
+    if pending is not None:
+        store(pending)
     if (filled != 1).any():
         bad = np.flatnonzero(filled != 1)
         raise ValueError(f"{bad.size} items were filled {sorted(set(filled[bad].tolist()))} times, not once "

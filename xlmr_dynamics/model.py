@@ -118,12 +118,19 @@ def _layer_norm(cfg: XLMRConfig, name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=jnp.float32, name=name)
 
 
+# Matmuls accumulate and return float32 whatever the compute dtype: with bfloat16 inputs this is both
+# more exact and, on CPUs with AVX512-BF16, about twice as fast as a bf16-output dot (measured in
+# scripts/bench_extract.py); for float32 it changes nothing.
+_dot_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
 def _dense(cfg: XLMRConfig, features: int, name: str) -> nn.Dense:
     return nn.Dense(
         features,
         dtype=cfg.compute_dtype,
         param_dtype=jnp.float32,
         kernel_init=nn.initializers.normal(0.02),
+        dot_general=_dot_f32,
         name=name,
     )
 
@@ -163,11 +170,13 @@ class Layer(nn.Module):
         q_bthk = _dense(cfg, d, "query")(xin).reshape(b, t, h, dh)
         k_bthk = _dense(cfg, d, "key")(xin).reshape(b, t, h, dh)
         v_bthk = _dense(cfg, d, "value")(xin).reshape(b, t, h, dh)
-        scores_bhts = jnp.einsum("bthk,bshk->bhts", q_bthk, k_bthk).astype(jnp.float32)
+        scores_bhts = jnp.einsum("bthk,bshk->bhts", q_bthk.astype(cd), k_bthk.astype(cd),
+                                 preferred_element_type=jnp.float32)
         scores_bhts = scores_bhts / jnp.sqrt(jnp.float32(dh)) + bias_b11t
         probs_bhts = jax.nn.softmax(scores_bhts, axis=-1)
         probs_bhts = nn.Dropout(cfg.dropout)(probs_bhts, deterministic=self.deterministic)
-        ctx_btd = jnp.einsum("bhts,bshk->bthk", probs_bhts.astype(cd), v_bthk).reshape(b, t, d)
+        ctx_btd = jnp.einsum("bhts,bshk->bthk", probs_bhts.astype(cd), v_bthk.astype(cd),
+                             preferred_element_type=jnp.float32).reshape(b, t, d)
         attn_btd = _dense(cfg, d, "attention_output")(ctx_btd)
         attn_btd = nn.Dropout(cfg.dropout)(attn_btd, deterministic=self.deterministic)
         x_btd = _layer_norm(cfg, "attention_LayerNorm")(x_btd + attn_btd.astype(jnp.float32))
@@ -187,8 +196,9 @@ class LMHead(nn.Module):
         y = _gelu(_dense(cfg, cfg.hidden_size, "dense")(x_btd.astype(cfg.compute_dtype)))
         y = _layer_norm(cfg, "layer_norm")(y.astype(jnp.float32))
         bias_v = self.param("bias", nn.initializers.zeros, (cfg.vocab_size,))
-        logits = jnp.einsum("btd,vd->btv", y.astype(cfg.compute_dtype), word_vd.astype(cfg.compute_dtype))
-        return logits.astype(jnp.float32) + bias_v
+        logits = jnp.einsum("btd,vd->btv", y.astype(cfg.compute_dtype), word_vd.astype(cfg.compute_dtype),
+                            preferred_element_type=jnp.float32)
+        return logits + bias_v
 
 
 class XLMR(nn.Module):

@@ -6,8 +6,12 @@ Segments are bucketed by length into `seq_buckets` (about 1.5x apart by default;
 EWT by 43 %, these by 26 % at 4096 tokens per batch); within a bucket they
 are sorted by length (stable, so the order is deterministic) and cut into batches of
 `tokens_per_batch // T` rows, rounded down to a multiple of `batch_multiple * process_count` (at
-least one such multiple). The last batch of a bucket is padded with all-padding rows, never dropped,
-so shapes are exactly `{(B_T, T)}`: one per bucket in use. Multi-host: every process computes the
+least one such multiple). The last batch of a bucket is padded with all-padding rows, never dropped.
+With `shrink_last=False` shapes are exactly `{(B_T, T)}`: one per bucket in use. With
+`shrink_last=True` (default) the last batch of a bucket keeps only the smallest power-of-two multiple
+of `batch_multiple * process_count` rows that holds it, so a bucket holding one long sentence costs
+one row, not `B_T` rows of padding (on 1,000 EWT sentences packed at 128: 15.7 % -> 5 % padding);
+this adds at most `log2(B_T)` shapes per bucket (each compiled once per process). Multi-host: every process computes the
 same plan from the segment lengths and materialises only its contiguous share of every batch's rows,
 so all hosts see the same shapes and number of batches.
 
@@ -38,8 +42,8 @@ class BatchPlan:
 
     segments: list
     groups: list[tuple[int, list]]  # (T, rows of the global batch: a segment index, a list of them, or -1)
-    rows: int  # global rows per batch of each bucket: see `rows_for`
-    rows_for: dict
+    rows: int  # every batch's global row count is a multiple of this (batch_multiple * process_count)
+    rows_for: dict  # T -> global rows of a full batch of that bucket
     process_index: int
     process_count: int
     stats: dict
@@ -49,7 +53,7 @@ class BatchPlan:
 
     @property
     def shapes(self) -> set[tuple[int, int]]:
-        return {(self.rows_for[t] // self.process_count, t) for t, _ in self.groups}
+        return {(len(rows) // self.process_count, t) for t, rows in self.groups}
 
     @property
     def padding_fraction(self) -> float:
@@ -89,6 +93,14 @@ def _materialise(rows, t: int) -> dict:
     return out
 
 
+def _tail_rows(n: int, unit: int, rows: int) -> int:
+    """Rows for a last batch holding `n` rows: the smallest unit * 2^k >= n, capped at `rows`."""
+    k = unit
+    while k < n:
+        k *= 2
+    return min(k, rows)
+
+
 def _pack(lengths: np.ndarray, idx: np.ndarray, capacity: int) -> list[list[int]]:
     """First-fit-decreasing bins of segment indices with total length <= capacity (deterministic)."""
     order = idx[np.argsort(-lengths[idx], kind="stable")]
@@ -108,8 +120,8 @@ def _pack(lengths: np.ndarray, idx: np.ndarray, capacity: int) -> list[list[int]
 
 
 def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int = 8192, batch_multiple: int = 1,
-                 process_index: int = 0, process_count: int = 1, pack: bool = False, pack_len: int = 128
-                 ) -> BatchPlan:
+                 process_index: int = 0, process_count: int = 1, pack: bool = False, pack_len: int = 128,
+                 shrink_last: bool = True) -> BatchPlan:
     """Plan fixed-shape batches over `segments` (see the module docstring).
 
     Raises:
@@ -134,9 +146,9 @@ def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int
             rows_for[pack_len] = rows
         for start in range(0, len(bins), rows):
             chunk = bins[start:start + rows]
-            chunk += [-1] * (rows - len(chunk))
+            chunk += [-1] * ((_tail_rows(len(chunk), unit, rows) if shrink_last else rows) - len(chunk))
             groups.append((pack_len, chunk))
-            padded_tokens += rows * pack_len
+            padded_tokens += len(chunk) * pack_len
     for bi, t in enumerate(buckets):
         idx = np.flatnonzero(which == bi)
         if not len(idx):
@@ -146,9 +158,9 @@ def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int
         rows_for[t] = rows
         for start in range(0, len(idx), rows):
             chunk = idx[start:start + rows].tolist()
-            chunk += [-1] * (rows - len(chunk))
+            chunk += [-1] * ((_tail_rows(len(chunk), unit, rows) if shrink_last else rows) - len(chunk))
             groups.append((t, chunk))
-            padded_tokens += rows * t
+            padded_tokens += len(chunk) * t
     real = int(lengths.sum())
     stats = dict(segments=len(segments), batches=len(groups), real_tokens=real, padded_tokens=padded_tokens,
                  padding_fraction=(1 - real / padded_tokens) if padded_tokens else 0.0,
