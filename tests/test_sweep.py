@@ -187,14 +187,37 @@ def test_two_process_loopback_sweep_equals_single_process(series, tmp_path):
     extra = ["tasks=('pos', 'align', 'bpc')"]
     _run(series, tmp_path / "single", cache, extra)
     port = str(_free_port())
-    procs = [_start(series, tmp_path / "multi", cache, extra, XD_PROCS="2", XD_PORT=port, XD_PID=str(i))
-             for i in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-4000:]
+    for name in ("multi", "multi_cached"):  # the second run reads the features the first one cached
+        port = str(_free_port())
+        procs = [_start(series, tmp_path / name, cache, extra + [f"extract.cache_dir={tmp_path / 'feats'}"],
+                        XD_PROCS="2", XD_PORT=port, XD_PID=str(i)) for i in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-4000:]
     single, multi = _table(tmp_path / "single"), _table(tmp_path / "multi")
     pd.testing.assert_frame_equal(multi.drop(columns="value"), single.drop(columns="value"))
     np.testing.assert_allclose(multi["value"], single["value"], atol=1e-4)
+    assert "reused" in (tmp_path / "multi_cached" / "sweep.1.log").read_text()
+    pd.testing.assert_frame_equal(_table(tmp_path / "multi_cached").drop(columns=["run_id", "config_hash"],
+                                                                        errors="ignore"),
+                                  multi.drop(columns=["run_id", "config_hash"], errors="ignore"))
+
+
+def test_feature_cache_reused_across_sweeps_bf16(series, tmp_path, monkeypatch):
+    from xlmr_dynamics import extract
+
+    extra = ["tasks=('pos', 'xnli')", f"extract.cache_dir={tmp_path / 'feats'}", "extract.out_dtype='bfloat16'"]
+    run_sweep(sweep_config(series, tmp_path / "a", extra), progress=False)
+    files = sorted((tmp_path / "feats").glob("*.npy"))
+    assert files and not list((tmp_path / "feats").glob("*.tmp"))
+
+    def no_extraction(*a, **k):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(extract, "extract_features", no_extraction)
+    run_sweep(sweep_config(series, tmp_path / "b", extra), progress=False)
+    assert sorted((tmp_path / "feats").glob("*.npy")) == files
+    pd.testing.assert_frame_equal(_table(tmp_path / "b"), _table(tmp_path / "a"))
 
 
 def test_cli_one_checkpoint_commands_print_tables(series, tmp_path, capsys):

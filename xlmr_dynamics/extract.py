@@ -196,7 +196,11 @@ class FeatureCache:
 
     def get(self, key: str) -> np.ndarray | None:
         p = self.path(key)
-        return np.load(p, mmap_mode="r") if p.exists() else None
+        if not p.exists():
+            return None
+        arr = np.load(p, mmap_mode="r")
+        # np.save writes bfloat16 (an ml_dtypes extension type) as raw 2-byte records ("|V2").
+        return arr.view(ml_dtypes.bfloat16) if arr.dtype == np.dtype("V2") else arr
 
     def put(self, key: str, features: np.ndarray) -> Path:
         p = self.path(key)

@@ -235,24 +235,74 @@ class SweepData:
 
 # --------------------------------------------------------------------------- running units ----
 
+
+def _batches_hash(batches) -> str:
+    """Content hash of the model inputs and word maps of a list of batches."""
+    h = hashlib.sha1()
+    for b in batches:
+        for k in ("input_ids", "segment_ids", "word_start", "word_end", "word_id"):
+            if k in b:
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(b[k]).tobytes())
+    return h.hexdigest()[:16]
+
 NUM_CLASSES = {"pos": None, "arc_pred": 2, "arc_cls": None, "xnli": 3}
 
 
 class CheckpointRun:
     """Everything computed for one checkpoint: its encoder and features per dataset (lazily)."""
 
-    def __init__(self, cfg, encoder: M.Encoder, data: SweepData, *, mesh, layers: np.ndarray):
+    def __init__(self, cfg, encoder: M.Encoder, data: SweepData, *, mesh, layers: np.ndarray,
+                 checkpoint_hash: str = ""):
         self.cfg, self.encoder, self.data, self.mesh, self.layers = cfg, encoder, data, mesh, layers
+        self.checkpoint_hash = checkpoint_hash or params_hash(encoder)
         self._feats: dict[tuple, np.ndarray] = {}
 
     def features(self, key: tuple, batches, num_items: int, pooling: str) -> np.ndarray:
+        """Features of one dataset split, from memory, the on-disk cache (`extract.cache_dir`) or
+        extraction. The cache key covers the weights (params hash), the exact model inputs (a hash
+        of the batches), pooling, dtype and layers, so a changed tokenizer, cap or file misses."""
         from xlmr_dynamics.extract import extract_features
 
         if key not in self._feats:
-            self._feats[key] = extract_features(
-                self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
-                out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False)
+            def compute():
+                return extract_features(
+                    self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
+                    out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False)
+
+            if self.cfg.extract.cache_dir:
+                self._feats[key] = self._cached(key, batches, num_items, pooling, compute)
+            else:
+                self._feats[key] = compute()
         return self._feats[key]
+
+    def _cached(self, key, batches, num_items, pooling, compute) -> np.ndarray:
+        """Cache lookup that every process agrees on (extraction is collective: all compute or none);
+        the key is process 0's (each process hashes only its own rows); process 0 writes."""
+        from xlmr_dynamics.extract import FeatureCache
+
+        cache = FeatureCache(Path(self.cfg.extract.cache_dir).expanduser())
+        ckey = cache.key(checkpoint=self.checkpoint_hash, dataset=list(key), inputs=_batches_hash(batches),
+                         num_items=num_items, pooling=pooling, dtype=self.cfg.extract.out_dtype,
+                         compute_dtype=self.encoder.config.dtype, layers=self.layers.tolist())
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            raw = np.frombuffer(ckey.encode(), np.uint8)
+            ckey = bytes(np.asarray(multihost_utils.broadcast_one_to_all(raw)).astype(np.uint8)).decode()
+        hit = cache.get(ckey)
+        everywhere = hit is not None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            everywhere = bool(np.asarray(multihost_utils.process_allgather(np.array([everywhere]))).all())
+        if everywhere:
+            log.info("features %s: reused %s", key, cache.path(ckey))
+            return hit
+        feats = compute()
+        if jax.process_index() == 0:
+            cache.put(ckey, feats)
+        return feats
 
     def drop(self, pred) -> None:
         for k in [k for k in self._feats if pred(k)]:
@@ -582,7 +632,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                 record["checkpoints"][str(ckpt.step)] = ckpt_hash
                 _write_json(results_dir / "sweep.json", record)
             layers = np.asarray(cfg.layers) if len(cfg.layers) else np.arange(encoder.config.num_layers + 1)
-            run = CheckpointRun(cfg, encoder, data, mesh=mesh, layers=layers)
+            run = CheckpointRun(cfg, encoder, data, mesh=mesh, layers=layers, checkpoint_hash=ckpt_hash)
             total.set_postfix_str(f"step {ckpt.step}")
             for i, unit in enumerate(todo):
                 try:
