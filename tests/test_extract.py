@@ -206,3 +206,16 @@ def test_rows_not_divisible_by_devices_is_a_clear_error(params):
     batches, n = make_batches(np.random.default_rng(9), b=3)
     with pytest.raises(ValueError, match=r"batch_multiple=8"):
         extract_features(M.Encoder(CFG, params), batches, n)
+
+
+def test_on_device_output_equals_numpy_and_checks_finite(params):
+    enc = M.Encoder(CFG, params)
+    batches, n = make_batches(np.random.default_rng(2))
+    ref = extract_features(enc, batches, n, layers=[0, 2], out_dtype="bfloat16")
+    dev = extract_features(enc, batches, n, layers=[0, 2], out_dtype="bfloat16", on_device=True)
+    assert isinstance(dev, jax.Array) and dev.dtype == ref.dtype and dev.shape == ref.shape
+    np.testing.assert_array_equal(np.asarray(dev).astype(np.float32), ref.astype(np.float32))
+    bad = jax.tree.map(lambda x: x, params)
+    bad["layers"]["output"]["bias"] = bad["layers"]["output"]["bias"].at[1].set(np.nan)
+    with pytest.raises(FeatureError, match=r"layers \[2, 3\]"):
+        extract_features(M.Encoder(CFG, bad), batches, n, on_device=True)

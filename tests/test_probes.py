@@ -285,3 +285,26 @@ def test_evaluate_matches_sklearn():
     mask = np.arange(300) < 100
     assert probes.evaluate(pred, y, 7, mask)["accuracy"][0, 0] == pytest.approx(
         accuracy_score(y[:100], pred[0, 0, :100]))
+
+
+def test_bf16_features_are_never_widened_whole_in_the_compiled_epoch(monkeypatch):
+    """Regression: XLA hoisted convert(x) out of the epoch loop (a float32 copy of all features)."""
+    import re
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(3, 1003, 32)), jnp.bfloat16)
+    y = rng.integers(0, 4, 1003).astype(np.int32)
+    texts = []
+    orig = probes._train_epoch
+
+    def spy(*a, **k):
+        texts.append(orig.lower(*a, **k).compile().as_text())
+        return orig(*a, **k)
+
+    monkeypatch.setattr(probes, "_train_epoch", spy)
+    cfg = probes.ProbeConfig(batch_size=64, max_epochs=1, seeds=(0, 1))
+    fit_b = probes.fit_probes(x, y, 4, cfg=cfg, dev_x=x, dev_y=y)
+    assert texts and not any(re.search(r"(f32|u32|s32)\[3,1003,32\]", t) for t in texts)
+    # Same numbers as training on the float32 values of the same features.
+    fit_f = probes.fit_probes(np.asarray(x.astype(jnp.float32)), y, 4, cfg=cfg, dev_x=x, dev_y=y)
+    np.testing.assert_allclose(np.asarray(fit_b.params["w"]), np.asarray(fit_f.params["w"]), atol=1e-5)

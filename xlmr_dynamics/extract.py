@@ -99,7 +99,8 @@ def extract_features(
     layers: Iterable[int] | None = None,
     progress: bool | str = False,
     check_finite: bool = True,
-) -> np.ndarray:
+    on_device: bool = False,
+) -> np.ndarray | jax.Array:
     """Run the encoder over batches and return pooled features for every word / example.
 
     Args:
@@ -113,9 +114,13 @@ def extract_features(
       layers: keep only these hidden-state indices (0 = embeddings); default all L+1.
       progress: show a progress bar (a string is used as its label).
       check_finite: raise FeatureError naming the layers if any feature is NaN/Inf.
+      on_device: return a `jax.Array` on this process's first local device, filled in place (donated
+        updates), instead of a numpy array. Probes take it without a copy; a numpy result is copied
+        once more by `jax.device_put` (on CPU that doubles peak host memory).
 
     Returns:
-      np.ndarray [num_layers_kept, num_items, D]; every item is filled exactly once.
+      [num_layers_kept, num_items, D] (np.ndarray, or jax.Array if `on_device`); every item is
+      filled exactly once.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -124,18 +129,27 @@ def extract_features(
     keep = np.arange(cfg.num_layers + 1) if layers is None else np.asarray(list(layers))
     keep_static = None if layers is None else tuple(int(i) for i in keep)
     params = S.put_replicated(encoder.params, mesh)
-    out = np.zeros((len(keep), num_items, cfg.hidden_size), _OUT_DTYPES[out_dtype])
+    shape = (len(keep), num_items, cfg.hidden_size)
+    if on_device:
+        out = _zeros_on(jax.local_devices()[0], shape, jnp.dtype(_OUT_DTYPES[out_dtype]))
+    else:
+        out = np.zeros(shape, _OUT_DTYPES[out_dtype])
     filled = np.zeros(num_items, np.int32)
     bar = tqdm(batches, desc=progress if isinstance(progress, str) else "extract", unit="batch",
                disable=not progress or jax.process_index() != 0, file=sys.stderr)
 
     def store(pending) -> None:
+        nonlocal out
         pooled, word_id = S.to_host(pending[0]), S.to_host(pending[1])
         valid = word_id >= 0
         ids = word_id[valid]
         if ids.size and (ids.max() >= num_items):
             raise ValueError(f"word_id {ids.max()} out of range for num_items={num_items}")
-        out[:, ids] = pooled[:, valid]
+        if on_device:  # fixed shapes (padding slots point past the end and are dropped): no recompiles
+            out = _scatter_items(out, np.where(valid, word_id, num_items).reshape(-1),
+                                 pooled.reshape(pooled.shape[0], -1, pooled.shape[-1]))
+        else:
+            out[:, ids] = pooled[:, valid]
         np.add.at(filled, ids, 1)
 
     # One batch in flight: batch i+1 is dispatched (jax runs it asynchronously) before batch i's
@@ -167,11 +181,29 @@ def extract_features(
     return out
 
 
-def assert_finite(features: np.ndarray, layer_ids=None) -> None:
+def _zeros_on(device, shape, dtype) -> jax.Array:
+    return jax.jit(lambda: jnp.zeros(shape, dtype), out_shardings=jax.sharding.SingleDeviceSharding(device))()
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _scatter_items(out, ids, vals):
+    """out[:, ids] = vals in place (out is donated); ids >= num_items are dropped."""
+    return out.at[:, ids].set(vals.astype(out.dtype), mode="drop")
+
+
+@jax.jit
+def _finite_per_layer(x):
+    return jnp.isfinite(x.astype(jnp.float32)).reshape(x.shape[0], -1).all(axis=1)
+
+
+def assert_finite(features, layer_ids=None) -> None:
     """Raise FeatureError naming the layers whose features contain NaN or Inf."""
     layer_ids = np.arange(features.shape[0]) if layer_ids is None else np.asarray(layer_ids)
-    bad = [int(layer_ids[i]) for i in range(features.shape[0])
-           if not np.isfinite(features[i].astype(np.float32)).all()]
+    if isinstance(features, jax.Array):
+        ok = np.asarray(_finite_per_layer(features))
+    else:
+        ok = [np.isfinite(features[i].astype(np.float32)).all() for i in range(features.shape[0])]
+    bad = [int(layer_ids[i]) for i in range(features.shape[0]) if not ok[i]]
     if bad:
         raise FeatureError(f"features contain NaN/Inf in layers {bad} (diverged checkpoint?)")
 
@@ -204,6 +236,7 @@ class FeatureCache:
 
     def put(self, key: str, features: np.ndarray) -> Path:
         p = self.path(key)
+        features = np.asarray(features)
         print(f"feature cache: writing {features.nbytes / 2**20:.1f} MiB to {p}", file=sys.stderr)
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npy.tmp")
         with os.fdopen(fd, "wb") as f:

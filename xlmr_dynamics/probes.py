@@ -281,11 +281,26 @@ def pair_features(x, idx, mean=None, scale=None):
         float32 `[L, ..., D]` (K = 1) or `[L, ..., 3D]` (K = 2).
     """
     safe = jnp.maximum(idx, 0)
-    h_i = _normalize(x[:, safe[..., 0]], mean, scale)
+    h_i = _normalize(_gather_rows(x, safe[..., 0]), mean, scale)
     if idx.shape[-1] == 1:
         return h_i
-    h_j = _normalize(x[:, safe[..., 1]], mean, scale)
+    h_j = _normalize(_gather_rows(x, safe[..., 1]), mean, scale)
     return jnp.concatenate([h_i, h_j, h_i * h_j], axis=-1)
+
+
+def _gather_rows(x, ids):
+    """x[:, ids] as float32, reading only the gathered rows of a bfloat16 `x`.
+
+    A plain `x[:, ids].astype(float32)` inside the training loop lets XLA rewrite the cast onto the
+    whole array and hoist it out of the loop: a float32 copy of every bfloat16 feature array, on
+    every epoch (measured: 2.2 GiB of bf16 features -> 8 GB peak, and slower than float32). Gathering
+    the raw 16-bit patterns and widening them by a shift (bf16 is the top half of an f32, so this is
+    exact) leaves nothing to hoist; an optimization barrier does not help (XLA:CPU removes it early).
+    """
+    if x.dtype != jnp.bfloat16:
+        return x[:, ids].astype(jnp.float32)
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint16)[:, ids]
+    return jax.lax.bitcast_convert_type(jax.lax.shift_left(bits.astype(jnp.uint32), jnp.uint32(16)), jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("chunk",))
@@ -304,7 +319,7 @@ def _chunk_moments(x, idx_chunks, *, chunk: int):
 
     def body(bad_l, ids):
         valid = (ids >= 0).astype(jnp.float32)  # [c]
-        h = x[:, jnp.maximum(ids, 0)].astype(jnp.float32)  # [L, c, D]
+        h = _gather_rows(x, jnp.maximum(ids, 0)).astype(jnp.float32)  # [L, c, D]
         finite = jnp.isfinite(h)
         bad_l = bad_l + jnp.sum(~finite & (valid[None, :, None] > 0), axis=(1, 2), dtype=jnp.int32)
         h = jnp.where(finite, h, 0.0) * valid[None, :, None]

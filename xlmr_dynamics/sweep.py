@@ -268,7 +268,8 @@ class CheckpointRun:
             def compute():
                 return extract_features(
                     self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
-                    out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False)
+                    out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False,
+                    on_device=True)  # probes take it without another copy
 
             if self.cfg.extract.cache_dir:
                 self._feats[key] = self._cached(key, batches, num_items, pooling, compute)
