@@ -16,8 +16,8 @@ extrapolated (their cost is linear in the number of probes). Throughput = probe-
 second (probes trained x epochs / wall seconds). JAX timings exclude compilation (a warm-up run
 compiles; its time is reported as compile_s).
 
-Peak host memory: features are built layer by layer in place on the device (as
-`extract_features(on_device=True)` does in a sweep), so peak RSS is the feature array (8.2 GB
+Peak host memory: features are built layer by layer in place on the device in the
+probes' own format (as `extract_features(on_device=True)` does in a sweep), so peak RSS is the feature array (8.2 GB
 float32, 4.1 GB with --bf16 at full EWT) plus one float32 layer and the probe state.
 Timings are noisy when other jobs share the machine; the JSON records the 1-minute load average.
 
@@ -72,13 +72,19 @@ def make_layer(y: np.ndarray, layer: int, layers: int, dim: int, num_classes: in
 
 
 def device_features(y, layers, dim, num_classes, seed, dtype) -> jax.Array:
-    """[L, N, D] features built layer by layer in place on the device (donated updates), so host
-    memory peaks at the feature array plus one float32 layer, not two copies of everything."""
+    """[L, N, D] features in `probes.device_features` format (bf16 as uint16 bit patterns), built
+    layer by layer in place on the device (donated updates) as `extract_features(on_device=True)`
+    does in a sweep: host memory peaks at the features plus one float32 layer, never two copies."""
     import jax.numpy as jnp
 
-    put = jax.jit(lambda x, v, l: jax.lax.dynamic_update_index_in_dim(x, v.astype(x.dtype), l, 0),
-                  donate_argnums=0)
-    x = jnp.zeros((layers, y.shape[0], dim), dtype)
+    bf16 = dtype == "bfloat16"
+
+    def set_layer(x, v, l):
+        v = jax.lax.bitcast_convert_type(v.astype(jnp.bfloat16), jnp.uint16) if bf16 else v
+        return jax.lax.dynamic_update_index_in_dim(x, v, l, 0)
+
+    put = jax.jit(set_layer, donate_argnums=0)
+    x = jnp.zeros((layers, y.shape[0], dim), jnp.uint16 if bf16 else jnp.float32)
     for l in range(layers):
         x = put(x, make_layer(y, l, layers, dim, num_classes, seed), l)
     return x.block_until_ready()

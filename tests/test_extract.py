@@ -213,9 +213,13 @@ def test_on_device_output_equals_numpy_and_checks_finite(params):
     batches, n = make_batches(np.random.default_rng(2))
     ref = extract_features(enc, batches, n, layers=[0, 2], out_dtype="bfloat16")
     dev = extract_features(enc, batches, n, layers=[0, 2], out_dtype="bfloat16", on_device=True)
-    assert isinstance(dev, jax.Array) and dev.dtype == ref.dtype and dev.shape == ref.shape
-    np.testing.assert_array_equal(np.asarray(dev).astype(np.float32), ref.astype(np.float32))
+    # bf16 on device is stored as its bit patterns (probes.device_features format).
+    assert isinstance(dev, jax.Array) and dev.dtype == np.uint16 and dev.shape == ref.shape
+    np.testing.assert_array_equal(np.asarray(dev).view(ref.dtype).astype(np.float32), ref.astype(np.float32))
+    f32 = extract_features(enc, batches, n, on_device=True)
+    np.testing.assert_array_equal(np.asarray(f32), extract_features(enc, batches, n))
     bad = jax.tree.map(lambda x: x, params)
     bad["layers"]["output"]["bias"] = bad["layers"]["output"]["bias"].at[1].set(np.nan)
-    with pytest.raises(FeatureError, match=r"layers \[2, 3\]"):
-        extract_features(M.Encoder(CFG, bad), batches, n, on_device=True)
+    for dtype in ("float32", "bfloat16"):
+        with pytest.raises(FeatureError, match=r"layers \[2, 3\]"):
+            extract_features(M.Encoder(CFG, bad), batches, n, on_device=True, out_dtype=dtype)

@@ -115,8 +115,9 @@ def extract_features(
       progress: show a progress bar (a string is used as its label).
       check_finite: raise FeatureError naming the layers if any feature is NaN/Inf.
       on_device: return a `jax.Array` on this process's first local device, filled in place (donated
-        updates), instead of a numpy array. Probes take it without a copy; a numpy result is copied
-        once more by `jax.device_put` (on CPU that doubles peak host memory).
+        updates), in `probes.device_features` format (float32, or bfloat16 as its uint16 bit
+        patterns), instead of a numpy array: probes take it without any copy, while a numpy result
+        is copied by every probe call's `jax.device_put` (on CPU that doubles peak host memory).
 
     Returns:
       [num_layers_kept, num_items, D] (np.ndarray, or jax.Array if `on_device`); every item is
@@ -131,7 +132,7 @@ def extract_features(
     params = S.put_replicated(encoder.params, mesh)
     shape = (len(keep), num_items, cfg.hidden_size)
     if on_device:
-        out = _zeros_on(jax.local_devices()[0], shape, jnp.dtype(_OUT_DTYPES[out_dtype]))
+        out = _zeros_on(jax.local_devices()[0], shape, jnp.uint16 if out_dtype == "bfloat16" else jnp.float32)
     else:
         out = np.zeros(shape, _OUT_DTYPES[out_dtype])
     filled = np.zeros(num_items, np.int32)
@@ -187,13 +188,23 @@ def _zeros_on(device, shape, dtype) -> jax.Array:
 
 @functools.partial(jax.jit, donate_argnums=0)
 def _scatter_items(out, ids, vals):
-    """out[:, ids] = vals in place (out is donated); ids >= num_items are dropped."""
+    """out[:, ids] = vals in place (out is donated); ids >= num_items are dropped. A uint16 `out`
+    holds bfloat16 bit patterns (`probes.device_features` format)."""
+    if out.dtype == jnp.uint16:
+        vals = jax.lax.bitcast_convert_type(vals.astype(jnp.bfloat16), jnp.uint16)
     return out.at[:, ids].set(vals.astype(out.dtype), mode="drop")
 
 
 @jax.jit
 def _finite_per_layer(x):
+    if x.dtype == jnp.uint16:  # bfloat16 bits: exponent all ones = Inf/NaN
+        return ((x & 0x7F80) != 0x7F80).reshape(x.shape[0], -1).all(axis=1)
     return jnp.isfinite(x.astype(jnp.float32)).reshape(x.shape[0], -1).all(axis=1)
+
+
+def _host_float(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a.view(ml_dtypes.bfloat16).astype(np.float32) if a.dtype == np.uint16 else a.astype(np.float32)
 
 
 def assert_finite(features, layer_ids=None) -> None:
@@ -202,7 +213,7 @@ def assert_finite(features, layer_ids=None) -> None:
     if isinstance(features, jax.Array):
         ok = np.asarray(_finite_per_layer(features))
     else:
-        ok = [np.isfinite(features[i].astype(np.float32)).all() for i in range(features.shape[0])]
+        ok = [np.isfinite(_host_float(features[i])).all() for i in range(features.shape[0])]
     bad = [int(layer_ids[i]) for i in range(features.shape[0]) if not ok[i]]
     if bad:
         raise FeatureError(f"features contain NaN/Inf in layers {bad} (diverged checkpoint?)")
