@@ -8,10 +8,12 @@ Two probe families share one result type, `ProbeFit`:
 
 * SGD probes (`fit_probes`): a linear softmax probe (default) or a one-hidden-layer MLP, trained
   with Adam(W) on minibatches. All `L` layers and `S` seeds are trained together: parameters carry
-  leading `[L, S]` axes, the loss is one batched einsum over all probes (the sum of independent
-  per-probe losses, so its gradient is every probe's own gradient; measured ~1.3x faster on
-  XLA:CPU than nested `jax.vmap`s of a per-probe loss), and one epoch is one `lax.scan` over
-  minibatches inside one jitted call (dispatch is paid once per epoch, not once per step). The
+  leading `[L, S]` axes; one training step updates every probe: per layer (unrolled inside the
+  step, so each layer's gathered minibatch stays in cache: 1.5x faster than one gather for all
+  layers on 2 CPU cores) the loss is one batched einsum over that layer's seeds (the sum of
+  independent per-probe losses, so its gradient is every probe's own gradient; measured ~1.3x
+  faster on XLA:CPU than nested `jax.vmap`s of a per-probe loss), and one epoch is one `lax.scan`
+  over minibatches inside one jitted call (dispatch is paid once per epoch, not per step). The
   minibatch order is shared by all layers; each seed has its own order (or, with
   `shuffle_per_seed=False`, all seeds share one, which lets one gathered minibatch serve every
   seed). Model selection on dev happens inside the same jitted call: after the epoch every
@@ -28,9 +30,10 @@ an index: by default example n is row n; `rows` (int `[M]`) picks rows; `pairs` 
 makes example m the pair feature `[h_i; h_j; h_i * h_j]` (i, j = pairs[m]), built per minibatch on
 device so no `[L, M, 3D]` array is materialised.
 
-Limits: single device (no sharding of the probe step); the whole feature array must fit in device
-(host, on CPU) memory once (on CPU `device_put` copies a numpy array: pass a `jax.Array` to avoid
-a copy per call); ridge accumulates `X^T X` in float32 on device and solves in float64 on
+Limits: single device (no sharding of the probe step over layers: with 13 layers, a prime, that
+needs the extraction to pad the layer axis; not done); the whole feature array must fit in device
+(host, on CPU) memory once (a numpy array is copied by every call: pass `device_features(x)`, or
+`extract_features(on_device=True)` output, to copy nothing); ridge accumulates `X^T X` in float32 on device and solves in float64 on
 the host, so its cost grows with the cube of the (pair) feature size.
 """
 
@@ -571,8 +574,20 @@ def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev
             ids_sb = ids_sb[0]  # [B]
         mask = (ids_sb >= 0).astype(jnp.float32)  # [S, B] or [B]
         safe = jnp.maximum(ids_sb, 0)
-        h, m, s = _example_features(x, idx[safe], mean, scale)  # [L, (S,) B, Din]
-        grads, loss = _grad_all(params, h, y[safe], mask, m, s)
+        ex_ids = idx[safe]
+
+        def layer_grads(l):  # layer l's probes (all seeds): [1, ...] slices of everything
+            sl = slice(l, l + 1)
+            h, m, s = _example_features(x[sl], ex_ids, None if mean is None else mean[sl],
+                                        None if scale is None else scale[sl])  # [1, (S,) B, Din]
+            return _grad_all(jax.tree.map(lambda a: a[sl], params), h, y[safe], mask, m, s)
+
+        # One layer at a time inside the step (unrolled): each layer's gathered minibatch (~1 MB at
+        # D=768, S=5) stays in cache from the gather through the forward and backward pass; one
+        # [L, S, B, D] gather for all layers (16 MB) did not, and ran 1.5x slower on 2 CPU cores.
+        per_layer = [layer_grads(l) for l in range(x.shape[0])]
+        grads = jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *[g for g, _ in per_layer])
+        loss = jnp.concatenate([lo for _, lo in per_layer], axis=0)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes python floats and int counts
             updates, opt = tx.update(grads, opt, params)
             params = optax.apply_updates(params, updates)
