@@ -102,7 +102,7 @@ class ProbeConfig:
         shuffle_per_seed: True (default): each seed draws its own permutation per epoch, so
             seeds differ in init and data order. False: all seeds follow seed[0]'s order (they
             differ only in init); one gathered minibatch then serves every seed and each layer's
-            seeds share one GEMM: ~1.7x faster on 2 CPU cores (scripts/bench_probes.py), but
+            seeds share one GEMM: ~2.3x faster on 2 CPU cores (scripts/bench_probes.py), but
             reruns of a convex linear probe become more alike.
         max_train: cap on training examples (a fixed random subset, the same for every seed and
             layer, drawn with `subsample_seed`); None = all.
