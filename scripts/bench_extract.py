@@ -86,7 +86,7 @@ def main() -> None:
 
     # ---- JAX: packed (or bucketed) batches; every shape is compiled first (reported separately)
     plan = D.make_batches(enc_words.segments, tokens_per_batch=args.tokens_per_batch, pack=not args.no_pack,
-                          pack_len=args.pack_len)
+                          pack_len=args.pack_len, shrink_last=True)
     batches = list(plan)
     real_tokens = int(sum(int(b["attention_mask"].sum()) for b in batches))
     shapes = {}
@@ -152,6 +152,7 @@ def main() -> None:
         "jax_bf16_compile_s": round(bf16_compile_s, 2),
         "jax_shapes": len(shapes),
         "jax_packing": not args.no_pack,
+        "jax_shrink_last": True,
         "jax_padding_fraction": round(1 - real_tokens / sum(b["input_ids"].size for b in batches), 4),
         "jax_tokens_per_s": round(jax_tps, 1),
         "torch_file_order_tokens_per_s": round(real_tokens / file_s, 1),

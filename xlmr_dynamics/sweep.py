@@ -179,7 +179,8 @@ class SweepData:
             tokens_per_batch=cfg.extract.tokens_per_batch,
             batch_multiple=S.local_batch_multiple(self.mesh),
             process_index=jax.process_index(), process_count=jax.process_count(),
-            pack=cfg.extract.pack, pack_len=min(cfg.extract.pack_len, self.max_len)))
+            pack=cfg.extract.pack, pack_len=min(cfg.extract.pack_len, self.max_len),
+            shrink_last=cfg.extract.shrink_last))
 
     def ud(self, lang: str, split: str):
         """(sentences, batches, num_words) of a UD split, or None if the split does not exist."""

@@ -121,7 +121,7 @@ def _pack(lengths: np.ndarray, idx: np.ndarray, capacity: int) -> list[list[int]
 
 def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int = 8192, batch_multiple: int = 1,
                  process_index: int = 0, process_count: int = 1, pack: bool = False, pack_len: int = 128,
-                 shrink_last: bool = True) -> BatchPlan:
+                 shrink_last: bool = False) -> BatchPlan:
     """Plan fixed-shape batches over `segments` (see the module docstring).
 
     Raises:
