@@ -270,7 +270,10 @@ class CheckpointRun:
                 return extract_features(
                     self.encoder, batches, num_items, pooling=pooling, mesh=self.mesh,
                     out_dtype=self.cfg.extract.out_dtype, layers=self.layers, progress=False,
-                    on_device=True)  # probes take it without another copy
+                    # On CPU, device memory is host memory: keep features as device arrays, which
+                    # probes use without a copy. On GPU/TPU keep them in (larger) host memory: the
+                    # test sets of every language stay resident for cross-lingual evaluation.
+                    on_device=jax.default_backend() == "cpu")
 
             if self.cfg.extract.cache_dir:
                 self._feats[key] = self._cached(key, batches, num_items, pooling, compute)
