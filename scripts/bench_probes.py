@@ -3,8 +3,8 @@
 Setting: full EWT-train-sized word features (204,577 words by default, D = 768, 13 layers, 5 seeds,
 17 UPOS classes). Features are random Gaussians with a planted linear signal whose strength varies
 by layer (no real XLM-R weights here); labels are the real UPOS tags of UD_English-EWT train (the
-shipped file is truncated to 120,452 words; labels repeat cyclically up to `--n-words`). Every run trains for a fixed number of epochs
-(no dev, no early stopping), batch 64, Adam lr 1e-3.
+shipped file is truncated to 120,452 words; labels repeat cyclically up to `--n-words`). Every run
+trains for a fixed number of epochs (no dev, no early stopping), batch 64, Adam lr 1e-3.
 
 Compared, in the same process:
   * jax_vmapped: `probes.fit_probes` on all L x S probes (one jitted epoch per call).
@@ -16,9 +16,9 @@ extrapolated (their cost is linear in the number of probes). Throughput = probe-
 second (probes trained x epochs / wall seconds). JAX timings exclude compilation (a warm-up run
 compiles; its time is reported as compile_s).
 
-Peak host memory: features are built layer by layer in place on the device in the
-probes' own format (as `extract_features(on_device=True)` does in a sweep), so peak RSS is the feature array (8.2 GB
-float32, 4.1 GB with --bf16 at full EWT) plus one float32 layer and the probe state.
+Peak host memory: features are built layer by layer in place on the device in the probes' own
+format (as `extract_features(on_device=True)` does in a sweep), so peak RSS is the feature array
+(8.2 GB float32, 4.1 GB with --bf16 at full EWT) plus one float32 layer and the probe state.
 Timings are noisy when other jobs share the machine; the JSON records the 1-minute load average.
 
 Run: python scripts/bench_probes.py [--epochs 2] [--n-words 204577] [--loop-probes 2]

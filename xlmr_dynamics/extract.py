@@ -202,18 +202,13 @@ def _finite_per_layer(x):
     return jnp.isfinite(x.astype(jnp.float32)).reshape(x.shape[0], -1).all(axis=1)
 
 
-def _host_float(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    return a.view(ml_dtypes.bfloat16).astype(np.float32) if a.dtype == np.uint16 else a.astype(np.float32)
-
-
 def assert_finite(features, layer_ids=None) -> None:
     """Raise FeatureError naming the layers whose features contain NaN or Inf."""
     layer_ids = np.arange(features.shape[0]) if layer_ids is None else np.asarray(layer_ids)
     if isinstance(features, jax.Array):
         ok = np.asarray(_finite_per_layer(features))
     else:
-        ok = [np.isfinite(_host_float(features[i])).all() for i in range(features.shape[0])]
+        ok = [np.isfinite(features[i].astype(np.float32)).all() for i in range(features.shape[0])]
     bad = [int(layer_ids[i]) for i in range(features.shape[0]) if not ok[i]]
     if bad:
         raise FeatureError(f"features contain NaN/Inf in layers {bad} (diverged checkpoint?)")

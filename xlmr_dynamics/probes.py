@@ -25,16 +25,16 @@ Two probe families share one result type, `ProbeFit`:
 Inputs. Features `x` are float32 or bfloat16 `[L, N, D]` (numpy or jax), or `device_features(x)`.
 They are put on the device once per call in `device_features` format (bf16 as raw 16-bit patterns,
 see there: this is what keeps XLA from making a float32 copy of a bf16 array); each minibatch is
-gathered and widened to float32 on device. Pass `device_features(x)` to avoid a copy per call. Examples address feature rows through
-an index: by default example n is row n; `rows` (int `[M]`) picks rows; `pairs` (int `[M, 2]`)
+gathered and widened to float32 on device. Pass `device_features(x)` to avoid a copy per call.
+Examples address feature rows through an index: by default example n is row n; `rows` (int `[M]`) picks rows; `pairs` (int `[M, 2]`)
 makes example m the pair feature `[h_i; h_j; h_i * h_j]` (i, j = pairs[m]), built per minibatch on
 device so no `[L, M, 3D]` array is materialised.
 
 Limits: single device (no sharding of the probe step over layers: with 13 layers, a prime, that
 needs the extraction to pad the layer axis; not done); the whole feature array must fit in device
 (host, on CPU) memory once (a numpy array is copied by every call: pass `device_features(x)`, or
-`extract_features(on_device=True)` output, to copy nothing); ridge accumulates `X^T X` in float32 on device and solves in float64 on
-the host, so its cost grows with the cube of the (pair) feature size.
+`extract_features(on_device=True)` output, to copy nothing); ridge accumulates `X^T X` in float32
+on device and solves in float64 on the host, so its cost grows with the cube of the (pair) feature size.
 """
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def _chunk_moments(x, idx_chunks, *, chunk: int):
 
     def body(bad_l, ids):
         valid = (ids >= 0).astype(jnp.float32)  # [c]
-        h = _gather_rows(x, jnp.maximum(ids, 0)).astype(jnp.float32)  # [L, c, D]
+        h = _gather_rows(x, jnp.maximum(ids, 0))  # float32 [L, c, D]
         finite = jnp.isfinite(h)
         bad_l = bad_l + jnp.sum(~finite & (valid[None, :, None] > 0), axis=(1, 2), dtype=jnp.int32)
         h = jnp.where(finite, h, 0.0) * valid[None, :, None]

@@ -247,6 +247,7 @@ def _batches_hash(batches) -> str:
                 h.update(np.ascontiguousarray(b[k]).tobytes())
     return h.hexdigest()[:16]
 
+
 NUM_CLASSES = {"pos": None, "arc_pred": 2, "arc_cls": None, "xnli": 3}
 
 
@@ -256,7 +257,7 @@ class CheckpointRun:
     def __init__(self, cfg, encoder: M.Encoder, data: SweepData, *, mesh, layers: np.ndarray,
                  checkpoint_hash: str = ""):
         self.cfg, self.encoder, self.data, self.mesh, self.layers = cfg, encoder, data, mesh, layers
-        self.checkpoint_hash = checkpoint_hash or params_hash(encoder)
+        self.checkpoint_hash = checkpoint_hash  # "" = computed on first use by the feature cache
         self._feats: dict[tuple, np.ndarray] = {}
 
     def features(self, key: tuple, batches, num_items: int, pooling: str) -> np.ndarray:
@@ -286,20 +287,21 @@ class CheckpointRun:
         the key is process 0's (each process hashes only its own rows); process 0 writes."""
         from xlmr_dynamics.extract import FeatureCache
 
+        if not self.checkpoint_hash:
+            self.checkpoint_hash = params_hash(self.encoder)
         cache = FeatureCache(Path(self.cfg.extract.cache_dir).expanduser())
         ckey = cache.key(checkpoint=self.checkpoint_hash, dataset=list(key), inputs=_batches_hash(batches),
                          num_items=num_items, pooling=pooling, dtype=self.cfg.extract.out_dtype,
                          compute_dtype=self.encoder.config.dtype, layers=self.layers.tolist())
-        if jax.process_count() > 1:
+        multi = jax.process_count() > 1
+        if multi:
             from jax.experimental import multihost_utils
 
             raw = np.frombuffer(ckey.encode(), np.uint8)
             ckey = bytes(np.asarray(multihost_utils.broadcast_one_to_all(raw)).astype(np.uint8)).decode()
         hit = cache.get(ckey)
         everywhere = hit is not None
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
+        if multi:
             everywhere = bool(np.asarray(multihost_utils.process_allgather(np.array([everywhere]))).all())
         if everywhere:
             log.info("features %s: reused %s", key, cache.path(ckey))

@@ -7,12 +7,12 @@ EWT by 43 %, these by 26 % at 4096 tokens per batch); within a bucket they
 are sorted by length (stable, so the order is deterministic) and cut into batches of
 `tokens_per_batch // T` rows, rounded down to a multiple of `batch_multiple * process_count` (at
 least one such multiple). The last batch of a bucket is padded with all-padding rows, never dropped.
-With `shrink_last=False` shapes are exactly `{(B_T, T)}`: one per bucket in use. With
-`shrink_last=True` (default) the last batch of a bucket keeps only the smallest power-of-two multiple
-of `batch_multiple * process_count` rows that holds it, so a bucket holding one long sentence costs
-one row, not `B_T` rows of padding (on 1,000 EWT sentences packed at 128: 15.7 % -> 5 % padding);
-this adds at most `log2(B_T)` shapes per bucket (each compiled once per process). Multi-host: every process computes the
-same plan from the segment lengths and materialises only its contiguous share of every batch's rows,
+By default shapes are exactly `{(B_T, T)}`: one per bucket in use. With `shrink_last=True` (the
+sweep's `extract.shrink_last`) the last batch of a bucket keeps only the smallest power-of-two
+multiple of `batch_multiple * process_count` rows that holds it, so a bucket holding one long
+sentence costs one row, not `B_T` rows of padding (1,000 EWT sentences packed at 128: 15.7 % ->
+1.5 % padding); this adds at most `log2(B_T)` shapes per bucket (each compiled once per process).
+Multi-host: every process computes the same plan from the segment lengths and materialises only its contiguous share of every batch's rows,
 so all hosts see the same shapes and number of batches.
 
 Batch dict (numpy int32, `[B_local, T]`): `input_ids` (pad = 1), `attention_mask`, `segment_ids`
@@ -136,31 +136,27 @@ def make_batches(segments, *, seq_buckets=DEFAULT_BUCKETS, tokens_per_batch: int
     which = np.searchsorted(np.asarray(buckets), lengths)
     unit = batch_multiple * process_count
     groups, rows_for = [], {}
-    padded_tokens = 0
+
+    def cut(t: int, items: list, rows: int) -> None:
+        """Batches of `rows` rows over `items` (segment indices or bins); the last one padded."""
+        rows_for[t] = rows
+        for start in range(0, len(items), rows):
+            chunk = items[start:start + rows]
+            chunk += [-1] * ((_tail_rows(len(chunk), unit, rows) if shrink_last else rows) - len(chunk))
+            groups.append((t, chunk))
+
     if pack:
         small = np.flatnonzero(lengths <= pack_len)
         which[small] = -1  # handled here, not by the buckets
         bins = _pack(lengths, small, pack_len)
-        rows = max(unit, (tokens_per_batch // pack_len) // unit * unit)
         if bins:
-            rows_for[pack_len] = rows
-        for start in range(0, len(bins), rows):
-            chunk = bins[start:start + rows]
-            chunk += [-1] * ((_tail_rows(len(chunk), unit, rows) if shrink_last else rows) - len(chunk))
-            groups.append((pack_len, chunk))
-            padded_tokens += len(chunk) * pack_len
+            cut(pack_len, bins, max(unit, (tokens_per_batch // pack_len) // unit * unit))
     for bi, t in enumerate(buckets):
         idx = np.flatnonzero(which == bi)
-        if not len(idx):
-            continue
-        idx = idx[np.argsort(lengths[idx], kind="stable")]
-        rows = max(unit, (tokens_per_batch // t) // unit * unit)
-        rows_for[t] = rows
-        for start in range(0, len(idx), rows):
-            chunk = idx[start:start + rows].tolist()
-            chunk += [-1] * ((_tail_rows(len(chunk), unit, rows) if shrink_last else rows) - len(chunk))
-            groups.append((t, chunk))
-            padded_tokens += len(chunk) * t
+        if len(idx):
+            idx = idx[np.argsort(lengths[idx], kind="stable")]
+            cut(t, idx.tolist(), max(unit, (tokens_per_batch // t) // unit * unit))
+    padded_tokens = sum(len(rows) * t for t, rows in groups)
     real = int(lengths.sum())
     stats = dict(segments=len(segments), batches=len(groups), real_tokens=real, padded_tokens=padded_tokens,
                  padding_fraction=(1 - real / padded_tokens) if padded_tokens else 0.0,
