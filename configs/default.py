@@ -107,6 +107,7 @@ def get_config():
     c.probe.max_train = 0  # cap on training examples per language (0 = all)
     c.probe.standardize = True
     c.probe.shuffle_per_seed = True  # False: one minibatch order for all seeds (~2x faster; reruns differ only in init)
+    c.probe.devices = 1  # local devices to spread the layers over (0 = all); pays on GPU/TPU hosts, not on CPU
 
     c.baselines = ml_collections.ConfigDict()
     c.baselines.majority = True  # majority-label rows per (task, language)

@@ -133,6 +133,9 @@ def main():
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="torch intra-op threads; 1 (default) is as fast on these tiny matmuls "
                          "and far more robust when other jobs share the 2 cores")
+    ap.add_argument("--devices", type=int, default=1,
+                    help="ProbeConfig.devices: spread the layers over this many local devices "
+                         "(0 = all); on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N")
     ap.add_argument("--shared-order", action="store_true",
                     help="ProbeConfig(shuffle_per_seed=False): one minibatch order for all seeds")
     args = ap.parse_args()
@@ -167,7 +170,7 @@ def main():
 
     cfg = probes.ProbeConfig(batch_size=args.batch_size, max_epochs=args.epochs,
                              seeds=tuple(range(args.seeds)),
-                             shuffle_per_seed=not args.shared_order)
+                             shuffle_per_seed=not args.shared_order, devices=args.devices)
 
     # JAX vmapped: warm-up (compiles the epoch and statistics steps), then timed run.
     t0 = time.perf_counter()
@@ -206,6 +209,7 @@ def main():
             "loop_probes_timed": units, "jax": jax.__version__, "torch": torch.__version__,
             "devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
             "standardize": cfg.standardize, "shuffle_per_seed": cfg.shuffle_per_seed,
+            "probe_devices": fit.devices,
         },
         "jax_vmapped_s": vmapped_s,
         "jax_vmapped_compile_warmup_s": compile_s,

@@ -79,6 +79,44 @@ def test_shared_order_equals_each_layer_alone_and_seeds_differ():
     assert not np.allclose(fit.params["w"][2, 0], fit.params["w"][2, 1])
 
 
+@pytest.mark.parametrize("devices", [2, 0])
+def test_layers_spread_over_devices_equal_one_device(devices):
+    # 5 layers over 2 devices (blocks of 3 and 2) or over all 8 local devices (5 blocks of 1),
+    # with pairs, dev model selection and early stopping (decided over all blocks together).
+    assert len(jax.local_devices()) == 8
+    x, y = clusters(num_layers=5, n=700, seed=4)
+    rng = np.random.default_rng(4)
+    pairs = rng.integers(0, 700, (900, 2)).astype(np.int32)
+    labels = y[pairs[:, 0]]
+    cfg = probes.ProbeConfig(max_epochs=6, patience=1, seeds=(0, 2), learning_rate=3e-2)
+    kw = dict(dev_x=x[:, 500:], dev_y=labels[700:], train_pairs=pairs[:700] % 500,
+              dev_pairs=pairs[700:] % 200)
+    one = probes.fit_probes(x[:, :500], labels[:700], 5, cfg=cfg, **kw)
+    spread = probes.fit_probes(jnp.asarray(x[:, :500]), labels[:700], 5,
+                               cfg=dataclasses.replace(cfg, devices=devices), **kw)
+    assert spread.devices == (2 if devices == 2 else 5) and one.devices == 1
+    assert spread.epochs_run == one.epochs_run < cfg.max_epochs
+    for k in one.params:
+        np.testing.assert_allclose(spread.params[k], one.params[k], atol=1e-6, rtol=1e-6)
+    for a, b in [(spread.mean, one.mean), (spread.scale, one.scale), (spread.train_loss, one.train_loss),
+                 (spread.dev_accuracy, one.dev_accuracy), (spread.best_epoch, one.best_epoch)]:
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-6)
+    np.testing.assert_array_equal(probes.predict_probes(spread, x[:, 500:], pairs[700:] % 200),
+                                  probes.predict_probes(one, x[:, 500:], pairs[700:] % 200))
+
+
+def test_spread_over_devices_errors_name_global_layers():
+    x, y = clusters(num_layers=5, n=200)
+    x[3, 7, 1] = np.nan
+    cfg = probes.ProbeConfig(max_epochs=1, seeds=(0,), devices=2)
+    with pytest.raises(probes.FeatureError, match=r"train_x .*layers \[3\]"):
+        probes.fit_probes(x, y, 5, cfg=cfg)
+    with pytest.raises(ValueError, match="devices=9, .*8 local devices"):
+        probes.fit_probes(x, y, 5, cfg=dataclasses.replace(cfg, devices=9))
+    with pytest.raises(ValueError, match="devices"):
+        probes.ProbeConfig(devices=-1)
+
+
 def test_accuracy_matches_sklearn_logistic_regression():
     from sklearn.linear_model import LogisticRegression
 
