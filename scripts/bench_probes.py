@@ -21,8 +21,12 @@ format (as `extract_features(on_device=True)` does in a sweep), so peak RSS is t
 (8.2 GB float32, 4.1 GB with --bf16 at full EWT) plus one float32 layer and the probe state.
 Timings are noisy when other jobs share the machine; the JSON records the 1-minute load average.
 
+`--devices K` spreads the layers over K local devices (`ProbeConfig.devices`); on CPU simulate them
+with XLA_FLAGS=--xla_force_host_platform_device_count=K (they share the cores: no gain measured at
+full size, and the features of the other blocks are copied).
+
 Run: python scripts/bench_probes.py [--epochs 2] [--n-words 204577] [--loop-probes 2]
-     [--shared-order] [--bf16] [--torch-threads 1]
+     [--shared-order] [--bf16] [--torch-threads 1] [--devices 1]
 The last stdout line is one JSON object.
 """
 
