@@ -317,8 +317,7 @@ def _concat_layers(parts: list, device):
     """Per-block `[L_b, ...]` pytrees -> one `[L, ...]` pytree on `device` (None: the first's)."""
     if len(parts) == 1:
         return parts[0]
-    parts = [jax.device_put(p, device) for p in parts]
-    return jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *parts)
+    return _stack_layers([jax.device_put(p, device) for p in parts])
 
 
 def _example_index(num_rows: int, rows, pairs, name: str) -> np.ndarray:
@@ -616,7 +615,7 @@ def _predict_jit(params, x, idx_tk, mean, scale):
 
 
 def _stack_layers(per_layer):
-    """Tuple of per-layer `[1, ...]` pytrees -> one `[L, ...]` pytree."""
+    """Sequence of `[L_i, ...]` pytrees (e.g. per layer, per block) -> one `[sum L_i, ...]` pytree."""
     return jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *per_layer)
 
 
@@ -725,8 +724,8 @@ def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev
 
 
 def _dev_index(shape, y_dev, pairs, rows, num_classes, chunk):
-    """Dev example index padded to whole chunks: (int `[T, chunk, K]`, labels `[T*chunk]`, -1 =
-    padding)."""
+    """Dev examples: (index int `[M, K]`, the index padded to whole chunks `[T, chunk, K]`, labels
+    `[T*chunk]` with -1 = padding)."""
     idx = _example_index(shape[1], rows, pairs, "dev")
     y = _check_labels(y_dev, idx.shape[0], num_classes, "dev_y")
     chunk = int(min(chunk, max(1, idx.shape[0])))
