@@ -17,5 +17,5 @@ def get_config():
     c.results_dir = "results/tpu_pod"
     c.checkpoints.dtype = "bfloat16"
     c.extract.tokens_per_batch = 262144  # global: split over every chip of the slice
-    c.probe.devices = 0  # every host trains all probes: spread its layers over its local chips
+    c.probe.devices = 0  # each host trains its block of layers: spread it over its local chips
     return c

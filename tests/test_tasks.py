@@ -178,6 +178,26 @@ def test_run_probe_task_rows_in_and_cross_lingual():
     assert got[(1, 0)] > 0.8
 
 
+def test_run_probe_task_layer_share_equals_those_rows_and_checks_all_layers():
+    # What one process of a multi-host sweep runs: a block of layers, with the early-stopping
+    # consensus hook called once per epoch (the real consensus is tested by the 2-process sweep).
+    rng = np.random.default_rng(3)
+    train, dev, en = synthetic_split(rng, 300), synthetic_split(rng, 100), synthetic_split(rng, 120)
+    cfg = probes.ProbeConfig(max_epochs=5, patience=5, seeds=(0, 7), learning_rate=5e-2)
+    full = tasks.run_probe_task("xnli", train, {"en": en}, num_classes=3, cfg=cfg, train_lang="en",
+                                dev=dev)
+    calls = []
+    share = tasks.run_probe_task("xnli", train, {"en": en}, num_classes=3, cfg=cfg, train_lang="en",
+                                 dev=dev, layers=(1, 2), any_improved=lambda f: calls.append(f) or f)
+    assert len(calls) == 5 and {r["layer"] for r in share} == {1}
+    assert share == [r for r in full if r["layer"] == 1]
+    bad = train[0].copy()
+    bad[0, 3, 0] = np.nan  # layer 0 is outside the share, but every process must raise alike
+    with pytest.raises(probes.FeatureError, match=r"train features .*\[0\]"):
+        tasks.run_probe_task("xnli", (bad, train[1]), {"en": en}, num_classes=3, cfg=cfg,
+                             train_lang="en", layers=(1, 2))
+
+
 def test_run_probe_task_pairs_and_ridge():
     rng = np.random.default_rng(1)
     sents = [random_tree(rng, n) for n in rng.integers(5, 15, 30)]

@@ -747,6 +747,7 @@ def fit_probes(
     dev_pairs=None,
     train_rows=None,
     dev_rows=None,
+    any_improved=None,
 ) -> ProbeFit:
     """Trains one SGD probe per (layer, seed), all at once.
 
@@ -760,6 +761,10 @@ def fit_probes(
             (best dev accuracy per (layer, seed)) and early stopping.
         train_pairs, dev_pairs: optional int `[M, 2]`: example m is `[h_i; h_j; h_i*h_j]`.
         train_rows, dev_rows: optional int `[M]`: example m is row rows[m].
+        any_improved: optional consensus for early stopping when the layers are split between
+            processes (each trains a block): called once per epoch (with a dev set) with "some
+            probe here improved", returns whether some probe anywhere did. Every caller must call
+            it equally often, which holds since all stop on the same answer.
 
     Returns:
         `ProbeFit` with params `[L, S, ...]`.
@@ -849,7 +854,8 @@ def fit_probes(
         losses.append([o[1] for o in outs])
         accs.append([o[2] for o in outs])
         if has_dev:
-            if any(bool(jnp.any(o[3])) for o in outs):
+            improved = any(bool(jnp.any(o[3])) for o in outs)
+            if any_improved(improved) if any_improved is not None else improved:
                 last_improved = epoch
             elif epoch - last_improved >= cfg.patience:
                 break

@@ -13,8 +13,10 @@ Baselines: a randomly initialised model of the same architecture is swept as ste
 label rows (per task and language) are written once with `checkpoint="majority"`, `step=-1`.
 
 Multi-host: every process runs this same function; each reads only its share of every dataset's
-batches; the pooled features are gathered to every host; probes are trained identically on every
-host; only process 0 writes results (the done-unit list is broadcast from process 0).
+batches; the pooled features are gathered to every host; each process trains the probes of its own
+contiguous block of layers (early stopping agreed between processes every epoch, so results equal
+one process's) and the rows are gathered; with fewer layers than processes every host trains
+every layer. Only process 0 writes results (the done-unit list is broadcast from process 0).
 """
 
 from __future__ import annotations
@@ -369,6 +371,40 @@ def _probe_config(cfg):
     return ProbeConfig(seeds=tuple(cfg.seeds), **kw)
 
 
+def _process_layers(num_layers: int) -> tuple[int, int] | None:
+    """This process's contiguous block of layers when several processes share a probe unit (each
+    trains its block; the rows are gathered); None: one process, or fewer layers than processes
+    (then every process trains every layer, as before)."""
+    count = jax.process_count()
+    if count == 1 or num_layers < count:
+        return None
+    bounds = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(num_layers), count)])
+    p = jax.process_index()
+    return int(bounds[p]), int(bounds[p + 1])
+
+
+def _any_process(flag: bool) -> bool:
+    """True on every process if `flag` is True on any (early-stopping consensus)."""
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.array([flag]))).any())
+
+
+def _gather_rows(rows: list[dict], eval_langs: list[str]) -> list[dict]:
+    """Every process's result rows, on every process, in one process's order (eval language, then
+    layer; within a layer the producing process's order is kept)."""
+    from jax.experimental import multihost_utils
+
+    raw = np.frombuffer(json.dumps(rows).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([raw.size]))).reshape(-1)
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[:raw.size] = raw
+    every = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
+    out = [r for p, n in enumerate(sizes) for r in json.loads(bytes(every[p, :n]).decode())]
+    order = {lang: i for i, lang in enumerate(eval_langs)}
+    return sorted(out, key=lambda r: (order[r["eval_lang"]], r["layer"]))
+
+
 def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
     """Rows of one unit (layer numbers are hidden-state indices: 0 = embeddings)."""
     from xlmr_dynamics import tasks as T
@@ -379,8 +415,15 @@ def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
         if train is None:
             raise T.TaskInputError(f"task {unit.task}: language {unit.train_lang!r} has no "
                                    f"{cfg.ud.train_split} split (set ud.dev_as_train to train on dev)")
+        share = _process_layers(len(run.layers))
+        if share:
+            log.info("%s %s: this process trains layers %s of %s", unit.task, unit.train_lang,
+                     run.layers[share[0]:share[1]].tolist(), run.layers.tolist())
         rows = T.run_probe_task(unit.task, train, evals, num_classes=n_cls, cfg=_probe_config(cfg),
-                                train_lang=unit.train_lang, dev=dev)
+                                train_lang=unit.train_lang, dev=dev, layers=share,
+                                any_improved=_any_process if share else None)
+        if share:
+            rows = _gather_rows(rows, list(evals))
         for r in rows:
             r["layer"] = int(run.layers[r["layer"]])
         return rows

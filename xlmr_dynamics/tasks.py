@@ -301,6 +301,8 @@ def run_probe_task(
     cfg: probes.ProbeConfig = probes.ProbeConfig(),
     train_lang: str,
     dev=None,
+    layers: tuple[int, int] | None = None,
+    any_improved=None,
 ) -> list[dict]:
     """Trains probes on one language and evaluates them, unchanged, on every eval language.
 
@@ -313,6 +315,10 @@ def run_probe_task(
         cfg: probe config ("linear"/"mlp" SGD probes with cfg.seeds, or "ridge").
         train_lang: language of the training split.
         dev: optional in-language dev split (same form) for model selection / early stopping.
+        layers: optional `(start, stop)`: train and report only these layers of the features (a
+            process's share when a multi-host sweep splits the layers between processes); every
+            split is first checked for NaN/Inf on all layers, so all processes raise alike.
+        any_improved: early-stopping consensus between such processes (see `probes.fit_probes`).
 
     Returns:
         Rows `{task, train_lang, eval_lang, layer, seed, metric, value, n}` for metrics
@@ -326,16 +332,25 @@ def run_probe_task(
         probes.FeatureError: non-finite features (names the layers; the caller may skip).
     """
     check_task_inputs(task, train, evals, num_classes=num_classes, train_lang=train_lang, dev=dev)
-    feats, labels, pairs, rows = _unpack("train", train)
+    first = 0 if layers is None else int(layers[0])
+
+    def unpack(name, split):
+        feats, labels, pairs, rows = _unpack(name, split)
+        if layers is not None:
+            probes.check_features(feats, rows=rows, pairs=pairs, name=f"{name} features")
+            feats = feats[layers[0]:layers[1]]
+        return feats, labels, pairs, rows
+
+    feats, labels, pairs, rows = unpack("train", train)
     kwargs = _split_kwargs("train_", pairs, rows)
     if dev is not None:
-        d_feats, d_labels, d_pairs, d_rows = _unpack("dev", dev)
+        d_feats, d_labels, d_pairs, d_rows = unpack("dev", dev)
         kwargs.update(dev_x=d_feats, dev_y=d_labels, **_split_kwargs("dev_", d_pairs, d_rows))
-    fit = probes.fit_probes(feats, labels, num_classes, cfg=cfg, **kwargs)
+    fit = probes.fit_probes(feats, labels, num_classes, cfg=cfg, any_improved=any_improved, **kwargs)
     seen = np.unique(labels)
     rows_out = []
     for lang, split in evals.items():
-        e_feats, e_labels, e_pairs, e_rows = _unpack(lang, split)
+        e_feats, e_labels, e_pairs, e_rows = unpack(lang, split)
         pred = probes.predict_probes(fit, e_feats, e_pairs, rows=e_rows,
                                      batch_size=cfg.eval_batch_size)
         # Labels beyond num_classes (eval-only relations) are kept: they can only be wrong.
@@ -349,7 +364,7 @@ def run_probe_task(
             for s_idx, seed in enumerate(fit.seeds):
                 for metric in ("accuracy", "macro_f1"):
                     row = {"task": task, "train_lang": train_lang, "eval_lang": lang,
-                           "layer": layer, "seed": int(seed), "metric": metric,
+                           "layer": first + layer, "seed": int(seed), "metric": metric,
                            "value": float(metrics[metric][layer, s_idx]),
                            "n": int(e_labels.shape[0])}
                     if extra is not None:
