@@ -390,7 +390,7 @@ def _any_process(flag: bool) -> bool:
     return bool(np.asarray(multihost_utils.process_allgather(np.array([flag]))).any())
 
 
-def _gather_rows(rows: list[dict], eval_langs: list[str]) -> list[dict]:
+def _allgather_rows(rows: list[dict], eval_langs: list[str]) -> list[dict]:
     """Every process's result rows, on every process, in one process's order (eval language, then
     layer; within a layer the producing process's order is kept)."""
     from jax.experimental import multihost_utils
@@ -423,7 +423,7 @@ def run_unit(run: CheckpointRun, unit: Unit) -> list[dict]:
                                 train_lang=unit.train_lang, dev=dev, layers=share,
                                 any_improved=_any_process if share else None)
         if share:
-            rows = _gather_rows(rows, list(evals))
+            rows = _allgather_rows(rows, list(evals))
         for r in rows:
             r["layer"] = int(run.layers[r["layer"]])
         return rows
