@@ -845,11 +845,11 @@ def fit_probes(
     for epoch in range(cfg.max_epochs):
         # One epoch on every block: jax dispatches asynchronously, so the blocks' devices run
         # concurrently; the early-stopping decision below waits for all of them.
-        outs = [
-            _train_epoch(states[i], jnp.int32(epoch), *inputs[i][:1], xs[i], *inputs[i][1:],
-                         *norms[i], devs[i], cfg=static, has_dev=has_dev)
-            for i, b in enumerate(blocks)
-        ]
+        outs = []
+        for i in range(len(blocks)):
+            keys_b, idx_b, y_b, ids_b = inputs[i]
+            outs.append(_train_epoch(states[i], jnp.int32(epoch), keys_b, xs[i], idx_b, y_b, ids_b,
+                                     *norms[i], devs[i], cfg=static, has_dev=has_dev))
         states = [o[0] for o in outs]
         losses.append([o[1] for o in outs])
         accs.append([o[2] for o in outs])
@@ -862,9 +862,8 @@ def fit_probes(
     epochs_run = epoch + 1
     num_layers = shape[0]
     first = blocks[0].device
-    mean, scale = norms[0] if len(blocks) == 1 else (
-        (None, None) if norms[0][0] is None else
-        tuple(_concat_layers([n[i] for n in norms], first) for i in range(2)))
+    mean, scale = (None if norms[0][k] is None else _concat_layers([n[k] for n in norms], first)
+                   for k in range(2))
     return ProbeFit(
         params=_concat_layers([st["best_params"] for st in states], first),
         kind=cfg.probe,
