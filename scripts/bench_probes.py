@@ -84,7 +84,7 @@ def device_features(y, layers, dim, num_classes, seed, dtype) -> jax.Array:
     bf16 = dtype == "bfloat16"
 
     def set_layer(x, v, l):
-        v = jax.lax.bitcast_convert_type(v.astype(jnp.bfloat16), jnp.uint16) if bf16 else v
+        v = probes.bf16_bits(v) if bf16 else v
         return jax.lax.dynamic_update_index_in_dim(x, v, l, 0)
 
     put = jax.jit(set_layer, donate_argnums=0)

@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xlmr_dynamics import model as M
+from xlmr_dynamics import probes
 from xlmr_dynamics import sharding as S
 
 POOLINGS = ("first", "last", "mean")
@@ -190,9 +191,8 @@ def _zeros_on(device, shape, dtype) -> jax.Array:
 def _scatter_items(out, ids, vals):
     """out[:, ids] = vals in place (out is donated); ids >= num_items are dropped. A uint16 `out`
     holds bfloat16 bit patterns (`probes.device_features` format)."""
-    if out.dtype == jnp.uint16:
-        vals = jax.lax.bitcast_convert_type(vals.astype(jnp.bfloat16), jnp.uint16)
-    return out.at[:, ids].set(vals.astype(out.dtype), mode="drop")
+    vals = probes.bf16_bits(vals) if out.dtype == jnp.uint16 else vals.astype(out.dtype)
+    return out.at[:, ids].set(vals, mode="drop")
 
 
 @jax.jit

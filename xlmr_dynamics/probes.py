@@ -55,7 +55,9 @@ import numpy as np
 import optax
 
 __all__ = [
+    "bf16_bits",
     "device_features",
+    "layer_ranges",
     "FeatureError",
     "ProbeConfig",
     "ProbeFit",
@@ -238,9 +240,13 @@ def device_features(x, device=None) -> jax.Array:
     return jax.device_put(x, device)
 
 
-@jax.jit
-def _to_bits(x):
-    return jax.lax.bitcast_convert_type(x, jnp.uint16)
+def bf16_bits(x):
+    """float features -> the `device_features` storage of bfloat16: its uint16 bit patterns
+    (rounds to bfloat16 first; traceable, for code that writes features in this format)."""
+    return jax.lax.bitcast_convert_type(x.astype(jnp.bfloat16), jnp.uint16)
+
+
+_to_bits = jax.jit(bf16_bits)
 
 
 def _as_device_features(x, name: str, block: "_Block | None" = None) -> jax.Array:
@@ -284,8 +290,15 @@ def _layer_blocks(num_layers: int, devices: int) -> list[_Block]:
     k = min(len(local) if devices == 0 else devices, num_layers)
     if k == 1:
         return [_Block(0, num_layers)]
-    bounds = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(num_layers), k)])
-    return [_Block(int(a), int(b), local[i]) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return [_Block(a, b, local[i]) for i, (a, b) in enumerate(layer_ranges(num_layers, k))]
+
+
+def layer_ranges(num_layers: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` contiguous half-open ranges covering `range(num_layers)`, sizes differing by <= 1
+    (the first ones larger): how layers are split over devices here and over processes by the
+    sweep."""
+    bounds = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(num_layers), parts)])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _per_block(blocks: list[_Block], fn, name: str) -> list:
