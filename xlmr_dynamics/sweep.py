@@ -295,17 +295,9 @@ class CheckpointRun:
         ckey = cache.key(checkpoint=self.checkpoint_hash, dataset=list(key), inputs=_batches_hash(batches),
                          num_items=num_items, pooling=pooling, dtype=self.cfg.extract.out_dtype,
                          compute_dtype=self.encoder.config.dtype, layers=self.layers.tolist())
-        multi = jax.process_count() > 1
-        if multi:
-            from jax.experimental import multihost_utils
-
-            raw = np.frombuffer(ckey.encode(), np.uint8)
-            ckey = bytes(np.asarray(multihost_utils.broadcast_one_to_all(raw)).astype(np.uint8)).decode()
+        ckey = bytes(_from_process_0(np.frombuffer(ckey.encode(), np.uint8)).astype(np.uint8)).decode()
         hit = cache.get(ckey)
-        everywhere = hit is not None
-        if multi:
-            everywhere = bool(np.asarray(multihost_utils.process_allgather(np.array([everywhere]))).all())
-        if everywhere:
+        if _from_every_process(np.array([hit is not None])).all():
             log.info("features %s: reused %s", key, cache.path(ckey))
             return hit
         feats = compute()
@@ -375,31 +367,36 @@ def _process_layers(num_layers: int) -> tuple[int, int] | None:
     """This process's contiguous block of layers when several processes share a probe unit (each
     trains its block; the rows are gathered); None: one process, or fewer layers than processes
     (then every process trains every layer, as before)."""
+    from xlmr_dynamics.probes import layer_ranges
+
     count = jax.process_count()
     if count == 1 or num_layers < count:
         return None
-    bounds = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(num_layers), count)])
-    p = jax.process_index()
-    return int(bounds[p]), int(bounds[p + 1])
+    return layer_ranges(num_layers, count)[jax.process_index()]
+
+
+def _from_every_process(values: np.ndarray) -> np.ndarray:
+    """Every process's `values` (same shape on all), on every process: `[process_count, ...]`."""
+    if jax.process_count() == 1:
+        return values[None]
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(values)).reshape((-1,) + values.shape)
 
 
 def _any_process(flag: bool) -> bool:
     """True on every process if `flag` is True on any (early-stopping consensus)."""
-    from jax.experimental import multihost_utils
-
-    return bool(np.asarray(multihost_utils.process_allgather(np.array([flag]))).any())
+    return bool(_from_every_process(np.array([flag])).any())
 
 
 def _allgather_rows(rows: list[dict], eval_langs: list[str]) -> list[dict]:
     """Every process's result rows, on every process, in one process's order (eval language, then
     layer; within a layer the producing process's order is kept)."""
-    from jax.experimental import multihost_utils
-
     raw = np.frombuffer(json.dumps(rows).encode(), np.uint8)
-    sizes = np.asarray(multihost_utils.process_allgather(np.array([raw.size]))).reshape(-1)
+    sizes = _from_every_process(np.array([raw.size])).reshape(-1)
     buf = np.zeros(int(sizes.max()), np.uint8)
     buf[:raw.size] = raw
-    every = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
+    every = _from_every_process(buf)
     out = [r for p, n in enumerate(sizes) for r in json.loads(bytes(every[p, :n]).decode())]
     order = {lang: i for i, lang in enumerate(eval_langs)}
     return sorted(out, key=lambda r: (order[r["eval_lang"]], r["layer"]))
@@ -584,12 +581,13 @@ def _load_checkpoint(ckpt: Checkpoint, cfg, first_real: Checkpoint | None) -> M.
     return M.Encoder(ref.config, params, {"source": "random-init", "has_mlm_head": True})
 
 
-def _broadcast_done(flags: np.ndarray) -> np.ndarray:
+def _from_process_0(values: np.ndarray) -> np.ndarray:
+    """Process 0's `values` (same shape on every process), on every process."""
     if jax.process_count() == 1:
-        return flags
+        return values
     from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.broadcast_one_to_all(flags))
+    return np.asarray(multihost_utils.broadcast_one_to_all(values))
 
 
 def run_sweep(cfg, *, progress: bool = True) -> Path:
@@ -658,7 +656,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                      file=sys.stderr)
         for ckpt in ckpts:
             keys = [u.key(ckpt) for u in units]
-            done = _broadcast_done(np.array([bool(writer and store.is_done(k)) for k in keys]))
+            done = _from_process_0(np.array([bool(writer and store.is_done(k)) for k in keys]))
             todo = [u for u, d in zip(units, done) if not d]
             total.update(len(units) - len(todo))
             if not todo:
