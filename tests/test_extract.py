@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import jax
+import ml_dtypes
 import numpy as np
 import pytest
 
 from xlmr_dynamics import model as M
+from xlmr_dynamics import probes
 from xlmr_dynamics import sharding as S
 from xlmr_dynamics.extract import FeatureCache, FeatureError, extract_features, pool_words
 
@@ -117,19 +119,34 @@ def test_nan_features_name_the_layers(params):
         extract_features(M.Encoder(CFG, bad), batches, n)
 
 
-def test_feature_cache_reuses(tmp_path, capsys):
+def test_feature_cache_round_trip_bf16_bits_and_unreadable_file(tmp_path, capsys, caplog):
     cache = FeatureCache(tmp_path)
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return np.arange(12, dtype=np.float32).reshape(1, 3, 4)
-
     k = cache.key(checkpoint="abc", data="ewt", pooling="first")
-    a = cache.get_or_compute(k, compute)
-    b = cache.get_or_compute(k, compute)
-    assert len(calls) == 1 and np.array_equal(a, b)
+    assert cache.get(k) is None
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 4) / 7
+    cache.put(k, x)
     assert "MiB" in capsys.readouterr().err
+    assert np.array_equal(cache.get(k), x)
+    # On-device bf16 features (uint16 bit patterns) are stored as bfloat16, readable by anyone.
+    kb = cache.key(checkpoint="abc", data="ewt", pooling="first", dtype="bfloat16")
+    cache.put(kb, probes.device_features(x.astype(ml_dtypes.bfloat16)))
+    got = cache.get(kb)
+    assert got.dtype == ml_dtypes.bfloat16
+    assert np.array_equal(got.astype(np.float32), x.astype(ml_dtypes.bfloat16).astype(np.float32))
+    # A truncated file (killed copy, full disk) is a miss that names the file, not a crash.
+    data = cache.path(k).read_bytes()
+    cache.path(k).write_bytes(data[: len(data) - 8])
+    with caplog.at_level("WARNING"):
+        assert cache.get(k) is None
+    assert str(cache.path(k)) in caplog.text
+
+
+def test_extract_rejects_layers_outside_the_model():
+    enc = M.Encoder(CFG, M.init_params(CFG, jax.random.key(0)))
+    batches, n = make_batches(np.random.default_rng(5))
+    for layers in ([CFG.num_layers + 1], [-1], []):
+        with pytest.raises(ValueError, match=rf"\[0, {CFG.num_layers}\]"):
+            extract_features(enc, batches, n, layers=layers)
 
 
 WORKER = r"""

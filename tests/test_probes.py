@@ -325,6 +325,54 @@ def test_evaluate_matches_sklearn():
         accuracy_score(y[:100], pred[0, 0, :100]))
 
 
+def test_evaluate_rejects_out_of_range_labels_and_handles_no_examples():
+    # A gold label >= C (or -1) would land in another class's confusion cell and count as right.
+    with pytest.raises(ValueError, match=r"gold label 5 is outside \[0, 3\) \(example 2\)"):
+        probes.evaluate(np.array([[0, 1, 1]]), np.array([0, 1, 5]), 3)
+    with pytest.raises(ValueError, match=r"gold label -1"):
+        probes.evaluate(np.array([[0, 1, 2, 2]]), np.array([0, 1, 2, -1]), 3)
+    with pytest.raises(ValueError, match=r"prediction 3 is outside"):
+        probes.evaluate(np.array([[0, 3, 1]]), np.array([0, 1, 1]), 3)
+    # Masked-out examples may carry any label (e.g. -1 = ignore).
+    out = probes.evaluate(np.array([[0, 1, 2, 2]]), np.array([0, 1, 1, -1]), 3,
+                          mask=np.array([True, True, True, False]))
+    assert out["accuracy"][0] == pytest.approx(2 / 3)
+    empty = probes.evaluate(np.zeros((3, 1, 0), np.int32), np.zeros(0, np.int32), 3)
+    assert empty["accuracy"].shape == (3, 1) and np.isnan(empty["accuracy"]).all()
+
+
+def test_empty_dev_set_and_empty_rows_are_clear():
+    x, y = clusters(num_layers=2, n=60)
+    cfg = probes.ProbeConfig(max_epochs=1, seeds=(0,))
+    none = np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match="dev set has no examples"):
+        probes.fit_probes(x, y, 5, cfg=cfg, dev_x=x, dev_y=none.astype(np.int32), dev_rows=none)
+    with pytest.raises(ValueError, match="dev set has no examples"):
+        probes.fit_ridge(x, y, 5, cfg=probes.ProbeConfig(probe="ridge", ridge_l2s=(1.0,)),
+                         dev_x=x, dev_y=none.astype(np.int32), dev_rows=none)
+    probes.check_features(x, rows=none)  # nothing to check
+    fit = probes.fit_probes(x, y, 5, cfg=cfg)
+    with pytest.raises(probes.FeatureError, match=r"eval\[fr\] features .*\[1\]"):
+        bad = x.copy()
+        bad[1, 3, 0] = np.nan
+        probes.predict_probes(fit, bad, name="eval[fr] features")
+
+
+def test_ridge_without_l2_on_rank_deficient_features_is_the_minimum_norm_solution():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(1, 40, 5)).astype(np.float32)
+    x[:, :, 4] = 1.0  # constant dimension: singular covariance
+    y = rng.integers(0, 3, 40).astype(np.int32)
+    cfg = probes.ProbeConfig(probe="ridge", ridge_l2s=(0.0,), standardize=False)
+    fit = probes.fit_ridge(x, y, 3, cfg=cfg)
+    w = np.asarray(fit.params["w"][0, 0])
+    assert np.isfinite(w).all() and abs(w[:, 4]).max() < 1e-4
+    t = 2.0 * np.eye(3)[y] - 1.0
+    sol = np.linalg.lstsq(np.c_[x[0, :, :4].astype(np.float64), np.ones(40)], t, rcond=None)[0]
+    np.testing.assert_allclose(w[:, :4], sol[:-1].T, atol=2e-4)
+    assert fit.dev_accuracy.shape == (0, 1, 1)  # no dev set: no dev accuracy
+
+
 def test_bf16_features_are_never_widened_whole_in_the_compiled_epoch(monkeypatch):
     """Regression: XLA hoisted convert(x) out of the epoch loop (a float32 copy of all features)."""
     import re

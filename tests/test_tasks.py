@@ -178,6 +178,24 @@ def test_run_probe_task_rows_in_and_cross_lingual():
     assert got[(1, 0)] > 0.8
 
 
+def test_unseen_labels_follow_max_train_and_nan_names_the_eval_language():
+    rng = np.random.default_rng(4)
+    train_x, train_y = synthetic_split(rng, 50)
+    train_y = np.where(np.arange(50) == 49, 2, np.minimum(train_y, 1))  # class 2 once, last
+    cfg = probes.ProbeConfig(max_epochs=1, seeds=(0,), max_train=10)
+    assert 49 not in probes.train_subset(50, cfg)  # the capped training set never sees class 2
+    ev_x, ev_y = synthetic_split(rng, 20)
+    ev_y = np.where(np.arange(20) < 5, 2, np.minimum(ev_y, 1))
+    rows = tasks.run_probe_task("xnli", (train_x, train_y), {"en": (ev_x, ev_y)}, num_classes=3,
+                                cfg=cfg, train_lang="en")
+    assert all(r["extra"] == {"unseen_labels": [2], "n_unseen": 5} for r in rows)
+    bad = ev_x.copy()
+    bad[1, 0, 0] = np.inf
+    with pytest.raises(probes.FeatureError, match=r"eval\[fr\] features .*\[1\]"):
+        tasks.run_probe_task("xnli", (train_x, train_y), {"en": (ev_x, ev_y), "fr": (bad, ev_y)},
+                             num_classes=3, cfg=cfg, train_lang="en")
+
+
 def test_run_probe_task_layer_share_equals_those_rows_and_checks_all_layers():
     # What one process of a multi-host sweep runs: a block of layers, with the early-stopping
     # consensus hook called once per epoch (the real consensus is tested by the 2-process sweep).
@@ -193,7 +211,7 @@ def test_run_probe_task_layer_share_equals_those_rows_and_checks_all_layers():
     assert share == [r for r in full if r["layer"] == 1]
     bad = train[0].copy()
     bad[0, 3, 0] = np.nan  # layer 0 is outside the share, but every process must raise alike
-    with pytest.raises(probes.FeatureError, match=r"train features .*\[0\]"):
+    with pytest.raises(probes.FeatureError, match=r"train\[en\] features .*\[0\]"):
         tasks.run_probe_task("xnli", (bad, train[1]), {"en": en}, num_classes=3, cfg=cfg,
                              train_lang="en", layers=(1, 2))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -35,6 +36,8 @@ from tqdm.auto import tqdm
 from xlmr_dynamics import model as M
 from xlmr_dynamics import probes
 from xlmr_dynamics import sharding as S
+
+log = logging.getLogger(__name__)
 
 POOLINGS = ("first", "last", "mean")
 _OUT_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
@@ -129,6 +132,10 @@ def extract_features(
     mesh = mesh or S.make_mesh()
     cfg = encoder.config
     keep = np.arange(cfg.num_layers + 1) if layers is None else np.asarray(list(layers))
+    bad = [int(i) for i in keep if not 0 <= int(i) <= cfg.num_layers]
+    if keep.size == 0 or bad:
+        raise ValueError(f"layers must be hidden-state indices in [0, {cfg.num_layers}] "
+                         f"(0 = embeddings), got {keep.tolist()}")
     keep_static = None if layers is None else tuple(int(i) for i in keep)
     params = S.put_replicated(encoder.params, mesh)
     shape = (len(keep), num_items, cfg.hidden_size)
@@ -233,16 +240,26 @@ class FeatureCache:
         return self.dir / f"{key}.npy"
 
     def get(self, key: str) -> np.ndarray | None:
+        """The cached array (memory-mapped), or None if absent or unreadable (a truncated or
+        foreign file is reported and then recomputed and overwritten)."""
         p = self.path(key)
         if not p.exists():
             return None
-        arr = np.load(p, mmap_mode="r")
+        try:
+            arr = np.load(p, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as e:
+            log.warning("feature cache: %s is unreadable (%s); recomputing it", p, e)
+            return None
         # np.save writes bfloat16 (an ml_dtypes extension type) as raw 2-byte records ("|V2").
         return arr.view(ml_dtypes.bfloat16) if arr.dtype == np.dtype("V2") else arr
 
-    def put(self, key: str, features: np.ndarray) -> Path:
+    def put(self, key: str, features) -> Path:
+        """Writes `features` (numpy, or a device array in `probes.device_features` format, whose
+        uint16 bf16 bit patterns are stored as bfloat16) atomically; prints the size first."""
         p = self.path(key)
         features = np.asarray(features)
+        if features.dtype == np.uint16:
+            features = features.view(ml_dtypes.bfloat16)
         print(f"feature cache: writing {features.nbytes / 2**20:.1f} MiB to {p}", file=sys.stderr)
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".npy.tmp")
         with os.fdopen(fd, "wb") as f:
@@ -251,12 +268,3 @@ class FeatureCache:
             os.fsync(f.fileno())
         os.replace(tmp, p)
         return p
-
-    def get_or_compute(self, key: str, compute) -> np.ndarray:
-        hit = self.get(key)
-        if hit is not None:
-            return hit
-        feats = compute()
-        if jax.process_index() == 0:
-            self.put(key, feats)
-        return feats

@@ -66,6 +66,7 @@ __all__ = [
     "fit_ridge",
     "pair_features",
     "predict_probes",
+    "train_subset",
     "check_features",
 ]
 
@@ -192,7 +193,7 @@ class ProbeFit:
         mean, scale: float32 `[L, D]` standardisation (x - mean) * scale, or None.
         best_epoch: int `[L, S]` epoch whose parameters were kept (0-based).
         dev_accuracy: float `[E, L, S]` dev accuracy after each epoch (E = epochs run; empty
-            without dev).
+            without dev). Ridge: `[1, L, 1]`, the chosen l2's dev accuracy (empty without dev).
         train_loss: float `[E, L, S]` mean training loss per epoch.
         epochs_run: number of epochs trained.
         info: method-specific extras (ridge: "l2" `[L]`, "l2_grid", "dev_accuracy_grid" `[L, K]`).
@@ -370,6 +371,16 @@ def _check_labels(y, num_examples: int, num_classes: int, name: str) -> np.ndarr
     return y.astype(np.int32)
 
 
+def train_subset(num_examples: int, cfg: ProbeConfig) -> np.ndarray:
+    """Indices (sorted int32) of the training examples a probe fit uses: all of them, or
+    `cfg.max_train` drawn without replacement with `cfg.subsample_seed` (same draw for every
+    layer, seed and probe kind; callers use it to know which labels training saw)."""
+    if cfg.max_train is None or cfg.max_train >= num_examples:
+        return np.arange(num_examples, dtype=np.int32)
+    rng = np.random.default_rng(cfg.subsample_seed)
+    return np.sort(rng.choice(num_examples, cfg.max_train, replace=False)).astype(np.int32)
+
+
 def _pad_index(idx: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:
     """Pads `[M, K]` with -1 rows to a multiple of `multiple`; returns (padded, M)."""
     m = idx.shape[0]
@@ -482,7 +493,8 @@ def check_features(x, *, rows=None, pairs=None, name: str = "x") -> None:
     """Raises `FeatureError` naming the layers of `x` [L, N, D] with NaN/Inf in the used rows."""
     x = _as_device_features(x, name)
     idx = _example_index(x.shape[1], rows, pairs, name)
-    _row_moments(x, idx.reshape(-1), name)
+    if idx.size:
+        _row_moments(x, idx.reshape(-1), name)
 
 
 def _standardizer(x, idx: np.ndarray, cfg: ProbeConfig, name: str):
@@ -741,6 +753,8 @@ def _dev_index(shape, y_dev, pairs, rows, num_classes, chunk):
     `[T*chunk]` with -1 = padding)."""
     idx = _example_index(shape[1], rows, pairs, "dev")
     y = _check_labels(y_dev, idx.shape[0], num_classes, "dev_y")
+    if idx.shape[0] == 0:
+        raise ValueError("the dev set has no examples (dev_y is empty); pass a non-empty dev set or none")
     chunk = int(min(chunk, max(1, idx.shape[0])))
     idx_p, m = _pad_index(idx, chunk)
     y_p = np.full((idx_p.shape[0],), -1, np.int32)
@@ -803,10 +817,7 @@ def fit_probes(
         raise ValueError("no training examples")
     is_pair = idx.shape[1] == 2
 
-    train_ids = np.arange(idx.shape[0], dtype=np.int32)
-    if cfg.max_train is not None and cfg.max_train < idx.shape[0]:
-        rng = np.random.default_rng(cfg.subsample_seed)
-        train_ids = np.sort(rng.choice(idx.shape[0], cfg.max_train, replace=False)).astype(np.int32)
+    train_ids = train_subset(idx.shape[0], cfg)
 
     has_dev = dev_x is not None
     if has_dev:
@@ -893,13 +904,15 @@ def fit_probes(
     )
 
 
-def predict_probes(fit: ProbeFit, x, pairs=None, *, rows=None, batch_size: int = 2048) -> np.ndarray:
+def predict_probes(fit: ProbeFit, x, pairs=None, *, rows=None, batch_size: int = 2048,
+                   name: str = "x") -> np.ndarray:
     """Predicted class of every probe for every example, in chunks of `batch_size`.
 
     Args:
         fit: from `fit_probes` or `fit_ridge`.
         x: `[L, N, D]` features (same L and D as training).
         pairs: int `[M, 2]` if the probes were trained on pairs; rows: optional int `[M]`.
+        name: what `x` is, for error messages (e.g. "eval[fr] features").
 
     Returns:
         int32 `[L, S, M]`.
@@ -907,8 +920,10 @@ def predict_probes(fit: ProbeFit, x, pairs=None, *, rows=None, batch_size: int =
     Raises:
         FeatureError: NaN/Inf in the used rows of x.
     """
-    _check_feature_array(x, "x")
-    idx = _example_index(x.shape[1], rows, pairs, "x")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_feature_array(x, name)
+    idx = _example_index(x.shape[1], rows, pairs, name)
     if (idx.shape[1] == 2) != fit.pair:
         raise ValueError(
             f"probes were trained {'with' if fit.pair else 'without'} pairs; "
@@ -918,14 +933,14 @@ def predict_probes(fit: ProbeFit, x, pairs=None, *, rows=None, batch_size: int =
     din = x.shape[2] * (3 if fit.pair else 1)
     if x.shape[0] != w_shape[0] or din != w_shape[3]:
         raise ValueError(
-            f"x shape {tuple(x.shape)} does not match probes (L={w_shape[0]}, Din={w_shape[3]})"
+            f"{name} shape {tuple(x.shape)} does not match probes (L={w_shape[0]}, Din={w_shape[3]})"
         )
     m = idx.shape[0]
     if m == 0:
         return np.zeros((w_shape[0], w_shape[1], 0), np.int32)
     blocks = _layer_blocks(x.shape[0], fit.devices)
-    xs = [_as_device_features(x, "x", b) for b in blocks]
-    _per_block(blocks, lambda i, b: _row_moments(xs[i], idx.reshape(-1), "x"), "x")
+    xs = [_as_device_features(x, name, b) for b in blocks]
+    _per_block(blocks, lambda i, b: _row_moments(xs[i], idx.reshape(-1), name), name)
     chunk = int(min(batch_size, m))
     idx_p, _ = _pad_index(idx, chunk)
     idx_p = idx_p.reshape(-1, chunk, idx.shape[1])
@@ -952,22 +967,33 @@ def evaluate(pred, y, num_classes: int, mask=None) -> dict[str, np.ndarray]:
     predictions (scikit-learn's `f1_score(average="macro")` convention).
 
     Args:
-        pred: int `[..., M]` predictions (e.g. `[L, S, M]`).
+        pred: int `[..., M]` predictions (e.g. `[L, S, M]`) in [0, num_classes).
         y: int `[M]` gold labels in [0, num_classes).
         num_classes: C.
-        mask: optional bool `[M]`; only True examples count.
+        mask: optional bool `[M]`; only True examples count (masked-out labels may be anything,
+            e.g. -1).
 
     Returns:
-        {"accuracy": float64 `[...]`, "macro_f1": float64 `[...]`}.
+        {"accuracy": float64 `[...]`, "macro_f1": float64 `[...]`} (NaN where no example counts).
+
+    Raises:
+        ValueError: shapes disagree, or a counted label or prediction is outside [0, num_classes).
     """
     pred = np.asarray(pred)
     y = np.asarray(y)
-    if pred.shape[-1] != y.shape[0]:
-        raise ValueError(f"pred has {pred.shape[-1]} examples, y has {y.shape[0]}")
+    if y.ndim != 1 or pred.ndim < 1 or pred.shape[-1] != y.shape[0]:
+        raise ValueError(f"pred {pred.shape} and y {y.shape} must be [..., M] and [M]")
     keep = np.ones(y.shape, bool) if mask is None else np.asarray(mask, bool)
+    if keep.shape != y.shape:
+        raise ValueError(f"mask has shape {keep.shape}, expected {y.shape}")
     lead = pred.shape[:-1]
-    p = pred.reshape(-1, pred.shape[-1])[:, keep].astype(np.int64)
+    p = pred.reshape(int(np.prod(lead, dtype=np.int64)), pred.shape[-1])[:, keep].astype(np.int64)
     g = y[keep].astype(np.int64)
+    for what, a in (("gold label", g), ("prediction", p)):
+        out = (a < 0) | (a >= num_classes)
+        if out.any():
+            raise ValueError(f"{what} {int(a[out][0])} is outside [0, {num_classes}) "
+                             f"(example {int(np.nonzero(keep)[0][np.nonzero(out)[-1][0]])})")
     n = g.shape[0]
     acc = np.empty(p.shape[0])
     f1 = np.empty(p.shape[0])
@@ -1069,10 +1095,8 @@ def fit_ridge(
     x = _as_device_features(train_x, "train_x")
     idx = _example_index(x.shape[1], train_rows, train_pairs, "train")
     y = _check_labels(train_y, idx.shape[0], num_classes, "train_y")
-    if cfg.max_train is not None and cfg.max_train < idx.shape[0]:
-        rng = np.random.default_rng(cfg.subsample_seed)
-        keep = np.sort(rng.choice(idx.shape[0], cfg.max_train, replace=False))
-        idx, y = idx[keep], y[keep]
+    keep = train_subset(idx.shape[0], cfg)
+    idx, y = idx[keep], y[keep]
     m = idx.shape[0]
     if m == 0:
         raise ValueError("no training examples")
@@ -1092,7 +1116,12 @@ def fit_ridge(
     evals, evecs = np.linalg.eigh(g_c)  # [L, Din], [L, Din, Din]
     evals = np.maximum(evals, 0.0)  # clip round-off negatives of a PSD matrix
     qtb = np.einsum("lde,ldc->lec", evecs, b_c)  # Q^T B
-    w_k = np.einsum("lde,lke,lec->lkcd", evecs, 1.0 / (evals[:, None, :] + l2s[None, :, None]), qtb)
+    # l2 = 0 on rank-deficient features (a constant dimension, Din > M) divides by ~0: use the
+    # pseudo-inverse there (the minimum-norm least-squares solution), relative to float32 sums.
+    denom = evals[:, None, :] + l2s[None, :, None]  # [L, K, Din]
+    tol = 1e-6 * np.maximum(evals.max(axis=-1), 1e-30)[:, None, None]
+    inv = np.where(denom > tol, 1.0 / np.maximum(denom, tol), 0.0)
+    w_k = np.einsum("lde,lke,lec->lkcd", evecs, inv, qtb)
     b_k = tbar[None, None, :] - np.einsum("ld,lkcd->lkc", mu, w_k)
     params_k = {"w": jnp.asarray(w_k, jnp.float32), "b": jnp.asarray(b_k, jnp.float32)}
 
@@ -1103,7 +1132,10 @@ def fit_ridge(
                          idx.shape[1] == 2, mean, scale, np.zeros((num_layers, 1), np.int32),
                          np.zeros((0, num_layers, 1)), np.zeros((0, num_layers, 1)), 0)
         dev_y = np.asarray(dev_y)
-        pred = predict_probes(fit_k, dev_x, dev_pairs, rows=dev_rows, batch_size=cfg.eval_batch_size)
+        pred = predict_probes(fit_k, dev_x, dev_pairs, rows=dev_rows, batch_size=cfg.eval_batch_size,
+                              name="dev_x")
+        if pred.shape[-1] == 0:
+            raise ValueError("the dev set has no examples (dev_y is empty); pass a non-empty dev set or none")
         grid_acc = evaluate(pred, _check_labels(dev_y, pred.shape[-1], num_classes, "dev_y"),
                             num_classes)["accuracy"]
     # Ties go to the strongest regularisation (largest l2).
@@ -1123,7 +1155,8 @@ def fit_ridge(
         mean=mean,
         scale=scale,
         best_epoch=np.zeros((num_layers, 1), np.int32),
-        dev_accuracy=grid_acc[np.arange(num_layers), best][None, :, None],
+        dev_accuracy=(grid_acc[np.arange(num_layers), best][None, :, None] if dev_x is not None
+                      else np.zeros((0, num_layers, 1))),
         train_loss=np.zeros((0, num_layers, 1)),
         epochs_run=0,
         info={"l2": l2s[best], "l2_grid": l2s, "dev_accuracy_grid": grid_acc},

@@ -324,7 +324,8 @@ def run_probe_task(
         Rows `{task, train_lang, eval_lang, layer, seed, metric, value, n}` for metrics
         "accuracy" and "macro_f1", every eval language, layer 0..L-1 and probe seed (ridge:
         seed 0). `n` counts every eval example, including those whose gold label never occurs
-        in training (always wrong for the probe); such labels are listed in
+        in the training examples used (after `cfg.max_train`; always wrong for the probe); such
+        labels are listed in
         `extra = {"unseen_labels": [...], "n_unseen": k}`.
 
     Raises:
@@ -341,18 +342,18 @@ def run_probe_task(
             feats = feats[layers[0]:layers[1]]
         return feats, labels, pairs, rows
 
-    feats, labels, pairs, rows = unpack("train", train)
+    feats, labels, pairs, rows = unpack(f"train[{train_lang}]", train)
     kwargs = _split_kwargs("train_", pairs, rows)
     if dev is not None:
-        d_feats, d_labels, d_pairs, d_rows = unpack("dev", dev)
+        d_feats, d_labels, d_pairs, d_rows = unpack(f"dev[{train_lang}]", dev)
         kwargs.update(dev_x=d_feats, dev_y=d_labels, **_split_kwargs("dev_", d_pairs, d_rows))
     fit = probes.fit_probes(feats, labels, num_classes, cfg=cfg, any_improved=any_improved, **kwargs)
-    seen = np.unique(labels)
+    seen = np.unique(labels[probes.train_subset(labels.shape[0], cfg)])  # what training saw
     rows_out = []
     for lang, split in evals.items():
-        e_feats, e_labels, e_pairs, e_rows = unpack(lang, split)
+        e_feats, e_labels, e_pairs, e_rows = unpack(f"eval[{lang}]", split)
         pred = probes.predict_probes(fit, e_feats, e_pairs, rows=e_rows,
-                                     batch_size=cfg.eval_batch_size)
+                                     batch_size=cfg.eval_batch_size, name=f"eval[{lang}] features")
         # Labels beyond num_classes (eval-only relations) are kept: they can only be wrong.
         metrics = probes.evaluate(pred, e_labels, max(num_classes, int(e_labels.max()) + 1))
         unseen = np.setdiff1d(np.unique(e_labels), seen)
