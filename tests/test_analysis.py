@@ -152,6 +152,38 @@ def test_acquisition_table_lag_and_best_final():
     assert r.best_value == pytest.approx(2.4) and r["drop"] == pytest.approx(0.12)  # 2.52 - 2.4, worse = positive
 
 
+def test_final_is_best_on_a_plateau_and_lower_is_better():
+    rows = []
+    for metric, vals in [("accuracy", [0.1, 0.9, 0.95, 0.95]), ("f1", [0.1, 0.9, 0.95, 0.94]),
+                         ("bpc", [5.0, 3.0, 2.0, 2.0]), ("aer", [0.9, 0.3, 0.2, 0.25])]:
+        rows += [dict(task="t", train_lang="en", eval_lang="en", layer=0, metric=metric, step=s, mean=v)
+                 for s, v in zip([0, 1000, 2000, 3000], vals)]
+    bf = A.best_vs_final(pd.DataFrame(rows)).set_index("metric")
+    assert bf.loc["accuracy", "best_step"] == 2000 and bf.loc["accuracy", "drop"] == 0.0
+    assert bf.loc["accuracy", "final_is_best"] and bf.loc["bpc", "final_is_best"]  # plateaus
+    assert not bf.loc["f1", "final_is_best"] and not bf.loc["aer", "final_is_best"]  # final worse
+    assert bf.loc["aer", "drop"] == pytest.approx(0.05)  # lower is better: final - best
+
+
+def test_csv_round_trip_gives_the_same_tables(tmp_path):
+    """BPC's train_lang "" comes back from read_csv as NaN; the analysis reads it as ""."""
+    df = _table()
+    df.to_csv(tmp_path / "results.csv", index=False)
+    back = pd.read_csv(tmp_path / "results.csv")
+    assert back.train_lang.isna().any()  # the round trip does lose the ""
+    c = A.curves(df, n_boot=50)
+    pd.testing.assert_frame_equal(A.curves(back, n_boot=50), c)
+    c.to_csv(tmp_path / "curves.csv", index=False)
+    c_back = pd.read_csv(tmp_path / "curves.csv")
+    acq = A.acquisition_table(c)
+    pd.testing.assert_frame_equal(A.acquisition_table(c_back), acq)
+    assert (acq[acq.task == "bpc"].setting == "unsupervised").all()
+    pd.testing.assert_frame_equal(A.best_layer_per_step(c_back), A.best_layer_per_step(c))
+    m = A.layer_step_matrix(c_back, task="bpc", metric="bpc", train_lang="", eval_lang="en")
+    pd.testing.assert_frame_equal(m, A.layer_step_matrix(c, task="bpc", metric="bpc", train_lang="",
+                                                         eval_lang="en"))
+
+
 def test_layers_best_layer_per_step():
     c = A.curves(_table(), n_boot=50)
     m = A.layer_step_matrix(c, task="pos", metric="accuracy", train_lang="en", eval_lang="en")

@@ -98,6 +98,8 @@ def test_report_renders_with_key_numbers(tmp_path):
     assert "unexpected EOF in checkpoint_3000.pt" in doc
     # log-step axis note: step 0 is drawn at a visible position
     assert "init" in doc
+    # the curve note describes both interval levels (seeds, and binomial examples for accuracy)
+    assert "interval over seeds" not in doc and "test-example resampling (binomial) for accuracy" in doc
     assert elapsed < 30, elapsed
 
 
@@ -117,6 +119,28 @@ def test_report_nan_rows_empty_dir_and_bad_args(tmp_path):
         RP.make_report(res, reference="mean")
     with pytest.raises(RP.ReportError, match="lang_table file"):
         RP.make_report(res, lang_table=tmp_path / "missing.csv")
+
+
+def test_report_missing_results_dir_raises_and_writes_nothing(tmp_path):
+    missing = tmp_path / "resluts"  # mistyped
+    with pytest.raises(RP.ReportError, match="resluts"):
+        RP.make_report(missing)
+    assert not missing.exists()
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("x\n")
+    with pytest.raises(RP.ReportError, match="not a directory"):
+        RP.make_report(a_file, tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_heat_values_keep_nan_masked():
+    data = np.array([[0.0, 1000.0], [np.nan, 100000.0]])  # 0 = acquired at init, NaN = never / missing
+    shown = RP._heat_values(data, log=True)
+    assert shown.mask.tolist() == [[False, False], [True, False]]
+    assert shown[0, 0] == pytest.approx(np.log10(500.0))  # init drawn at half the first positive step
+    assert shown[0, 1] == pytest.approx(3.0) and shown[1, 1] == pytest.approx(5.0)
+    lin = RP._heat_values(np.array([[0.5, np.nan]]), log=False)
+    assert lin.mask.tolist() == [[False, True]] and lin[0, 0] == 0.5
 
 
 def test_report_warns_on_pooled_configs_and_duplicates(tmp_path):

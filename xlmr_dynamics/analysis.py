@@ -14,10 +14,16 @@ Conventions:
   or train_lang == "": BPC, alignment) and `cross_lingual` (a probe trained on one language and
   evaluated zero-shot on another).
 
-Limits: intervals are over probe seeds only. Rows carry no per-example correctness yet; once they do
-(e.g. a per-example correctness vector in `extra`), `curves` should resample examples within each seed
-as well (a two-level bootstrap). With 5 seeds a percentile bootstrap is coarse (means of 5-point
-resamples) and under-covers; read the intervals as probe-seed variability, not as a test.
+Limits: intervals resample probe seeds and, for accuracy (`PROPORTION_METRICS`), add a parametric
+example-level (binomial) term; other metrics get the seed level only. Rows carry no per-example
+correctness yet; once they do (e.g. a per-example correctness vector in `extra`), `curves` should
+resample examples within each seed instead (a nonparametric two-level bootstrap). With 5 seeds a
+percentile bootstrap is coarse (means of 5-point resamples) and under-covers; read the intervals as
+probe-seed (plus, for accuracy, test-set) variability, not as a test.
+
+Tables read back from CSV (`pd.read_csv`) have NaN where a string key was "" (BPC's train_lang); every
+function below that takes a table reads such NaN as "" (`STRING_KEYS`), so a CSV round trip gives the
+same results as the in-memory rows.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import pandas as pd
 from scipy import stats
 
 CURVE_KEYS = ("task", "train_lang", "eval_lang", "layer", "metric")
+STRING_KEYS = ("task", "train_lang", "eval_lang", "metric")
+"""String key columns; NaN in them (a CSV round trip of "") is read as ""."""
 LOWER_IS_BETTER = frozenset({"bpc", "aer", "loss", "nll", "perplexity", "ppl", "error"})
 UNSUPERVISED_TASKS = frozenset({"bpc", "align"})
 MAIN_METRICS = ("accuracy", "f1", "bpc", "aer", "macro_f1")
@@ -67,6 +75,12 @@ def _require(df: pd.DataFrame, cols: Iterable[str], what: str) -> None:
         raise AnalysisError(f"{what}: missing columns {missing} (have {list(df.columns)})")
 
 
+def _fill_keys(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with NaN in its `STRING_KEYS` columns replaced by "" (how `pd.read_csv` reads "")."""
+    cols = [c for c in STRING_KEYS if c in df.columns and df[c].isna().any()]
+    return df.fillna({c: "" for c in cols}) if cols else df
+
+
 # --- baselines -------------------------------------------------------------------------------------
 def split_baselines(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the table into curve rows and majority-baseline rows.
@@ -77,6 +91,7 @@ def split_baselines(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         init) stay in curve_rows.
     """
     _require(df, ("step", "extra"), "split_baselines")
+    df = _fill_keys(df)
     extra = df["extra"].astype(str)
     cand = extra.str.contains('"baseline"', regex=False)
     is_major = pd.Series(False, index=df.index)
@@ -106,6 +121,7 @@ def duplicate_rows(df: pd.DataFrame) -> pd.DataFrame:
     """
     keys = ["step", "seed", "extra"] + list(CURVE_KEYS)
     _require(df, keys, "duplicate_rows")
+    df = _fill_keys(df)
     return df[df.duplicated(keys, keep=False)]
 
 
@@ -134,8 +150,9 @@ def curves(df: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.95, seed: int 
     Returns:
         One row per (`CURVE_KEYS`, step): `mean, lo, hi, std, n_seeds, n_nan, n` (n = examples
         of the evaluation, max over seeds). NaN values are excluded and counted in `n_nan`. One
-        seed gives lo = hi = mean. The same resampling weights are used for every point that has the
-        same number of seeds (each interval is a valid marginal bootstrap).
+        seed gives lo = hi = mean, except with the example level (then about mean -+ z*sqrt(m(1-m)/n),
+        e.g. accuracy 0.8 on n = 100: 0.72..0.88). The same resampling weights are used for every
+        point that has the same number of seeds (each interval is a valid marginal bootstrap).
     """
     _require(df, CURVE_KEYS + ("step", "seed", "value", "n"), "curves")
     rows, _ = split_baselines(df)
@@ -339,6 +356,7 @@ def acquisition_table(curv: pd.DataFrame, *, threshold: float = 0.98, reference:
     """
     _require(curv, CURVE_KEYS + ("step", "mean"), "acquisition_table")
     _check_args(threshold, reference)
+    curv = _fill_keys(curv)
     cols = list(CURVE_KEYS) + ["setting", "higher_is_better", "acq_step", "stable_step", "target",
                                "reference_value", "best_step", "best_value", "final_step", "final_value",
                                "max_drop", "non_monotone"]
@@ -379,6 +397,7 @@ def lag_table(acq: pd.DataFrame) -> pd.DataFrame:
         Rows of the cross-lingual curves with `in_lang_step`, `lag`, `ratio`.
     """
     _require(acq, CURVE_KEYS + ("setting", "acq_step"), "lag_table")
+    acq = _fill_keys(acq)
     cross = acq[acq["setting"] == "cross_lingual"]
     inl = acq[acq["setting"] == "in_language"][["task", "eval_lang", "layer", "metric", "acq_step"]]
     inl = inl.rename(columns={"acq_step": "in_lang_step"})
@@ -404,15 +423,17 @@ def best_vs_final(curv: pd.DataFrame, *, lower_is_better: Iterable[str] | None =
         `CURVE_KEYS`, `best_step, best_value, final_step, final_value, drop, rel_drop, final_is_best`.
         `drop` >= 0 is how much worse the final checkpoint is than the best one, in the metric's
         units (best - final when higher is better; final - best when lower is better);
-        `rel_drop` = drop / |best|.
+        `rel_drop` = drop / |best|. `final_is_best`: the final value is as good as the best (drop <= 0;
+        true on a plateau even though `best_step` is the earliest best).
     """
     if acq is None:
         acq = acquisition_table(curv, lower_is_better=lower_is_better)
+    acq = _fill_keys(acq)
     out = acq[list(CURVE_KEYS) + ["setting", "best_step", "best_value", "final_step", "final_value"]].copy()
     sign = np.where(acq["higher_is_better"], 1.0, -1.0)
     out["drop"] = sign * (out["best_value"] - out["final_value"])
     out["rel_drop"] = out["drop"] / out["best_value"].abs().replace(0, np.nan)
-    out["final_is_best"] = out["best_step"] == out["final_step"]
+    out["final_is_best"] = out["drop"] <= 0
     return out
 
 
@@ -430,6 +451,7 @@ def layer_step_matrix(curv: pd.DataFrame, *, task: str, metric: str, train_lang:
     Returns:
         DataFrame indexed by layer (rows) with one column per step.
     """
+    curv = _fill_keys(curv)
     sel = curv[(curv["task"] == task) & (curv["metric"] == metric)]
     if train_lang is not None:
         sel = sel[sel["train_lang"] == train_lang]
@@ -452,6 +474,7 @@ def best_layer_per_step(curv: pd.DataFrame, *, lower_is_better: Iterable[str] | 
         (ties go to the lower layer).
     """
     _require(curv, CURVE_KEYS + ("step", "mean"), "best_layer_per_step")
+    curv = _fill_keys(curv)
     keys = ["task", "train_lang", "eval_lang", "metric", "step"]
     d = curv[np.isfinite(curv["mean"].to_numpy(dtype=float))].copy()
     lib = np.array([is_lower_better(m, lower_is_better) for m in d["metric"]], dtype=bool)
@@ -485,6 +508,7 @@ def transfer_matrix(curv: pd.DataFrame, *, task: str, step: int, layer: int, met
     Returns:
         DataFrame index train_lang, columns eval_lang (NaN where a pair is missing).
     """
+    curv = _fill_keys(curv)
     sel = curv[(curv["task"] == task) & (curv["step"] == step) & (curv["layer"] == layer)
                & (curv["metric"] == metric)]
     if sel.empty:
@@ -501,6 +525,7 @@ def transfer_matrix(curv: pd.DataFrame, *, task: str, step: int, layer: int, met
 def pair_acquisition_matrix(acq: pd.DataFrame, *, task: str, layer: int, metric: str,
                             column: str = "acq_step") -> pd.DataFrame:
     """train_lang x eval_lang matrix of acquisition steps (or another `acquisition_table` column)."""
+    acq = _fill_keys(acq)
     sel = acq[(acq["task"] == task) & (acq["layer"] == layer) & (acq["metric"] == metric)]
     if sel.empty:
         raise AnalysisError(f"no acquisition rows for task={task!r} layer={layer} metric={metric!r}")

@@ -168,7 +168,8 @@ class _StepAxis:
 def _curves_section(w: _Writer, curv: pd.DataFrame, acq: pd.DataFrame, major: pd.DataFrame,
                     plan: dict, axis: _StepAxis) -> None:
     w.h(2, "Learning curves", "curves")
-    w.p("Mean over probe seeds with a 95% percentile-bootstrap interval over seeds (shaded); dotted vertical "
+    w.p("Mean over probe seeds with a 95% percentile-bootstrap interval (shaded) over probe seeds, plus "
+        "test-example resampling (binomial) for accuracy; dotted vertical "
         "line = acquisition step; dashed horizontal line = majority-label baseline; red title = non-monotone "
         "after acquisition. The x axis is log steps; step 0 (random init) is drawn at half the first positive "
         "step and labelled 'init' (the axis is broken there).", "note")
@@ -336,14 +337,26 @@ def _layers_section(w: _Writer, curv: pd.DataFrame, plan: dict, axis: _StepAxis)
     w.csv("best_layer_per_step_all.csv", A.best_layer_per_step(curv))
 
 
+def _heat_values(data: np.ndarray, log: bool) -> np.ma.MaskedArray:
+    """Colour values of a heatmap: NaN (missing pair, never acquired) stays masked (drawn grey).
+
+    With `log`, values are log10; finite values <= 0 (step 0: acquired at init) get the colour of half
+    the first positive value.
+    """
+    data = np.asarray(data, dtype=float)
+    fin = np.isfinite(data)
+    if log:
+        pos = data[fin & (data > 0)]
+        floor = pos.min() / 2 if pos.size else 1.0
+        data = np.log10(np.where(fin & (data > 0), data, floor))
+    return np.ma.masked_array(data, mask=~fin)
+
+
 def _heat(ax, m: pd.DataFrame, title: str, *, fmt="{:.2f}", cmap="viridis", vmin=None, vmax=None, log=False):
     data = m.to_numpy(dtype=float)
-    if log:  # step 0 (acquired at init) gets the colour of half the first positive step
-        pos = data[np.isfinite(data) & (data > 0)]
-        shown = np.log10(np.where(data > 0, data, pos.min() / 2 if pos.size else 1.0))
-    else:
-        shown = data
-    im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    shown = _heat_values(data, log)
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.85")  # masked (NaN) cells in light grey
+    im = ax.imshow(shown, cmap=cm, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     lo, hi = im.get_clim()
     ax.set_xticks(np.arange(m.shape[1]), list(m.columns), fontsize=6, rotation=90)
     ax.set_yticks(np.arange(m.shape[0]), list(m.index), fontsize=6)
@@ -404,7 +417,8 @@ def _transfer_section(w: _Writer, curv: pd.DataFrame, acq: pd.DataFrame, plan: d
         fig, axes = plt.subplots(1, 1, figsize=(4.8, 4.0), squeeze=False)
         _heat(axes[0, 0], pm, "acquisition step (log10 colour)", fmt=_fmt_step, log=True, cmap="viridis_r")
         fig.subplots_adjust(left=0.15, bottom=0.18, right=0.95, top=0.9)
-        w.figure(f"transfer_acq_{_safe(task)}", fig, pm.reset_index(), f"{task}: step at which each pair is acquired")
+        w.figure(f"transfer_acq_{_safe(task)}", fig, pm.reset_index(), f"{task}: step at which each pair is acquired "
+                 "(grey: never acquired or missing)")
     if not any_task:
         w.p("(no cross-lingual rows)", "note")
 
@@ -508,6 +522,8 @@ def make_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     if not 0 < threshold <= 1:
         raise ReportError(f"threshold must be in (0, 1], got {threshold}")
     results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"results dir {results_dir} does not exist or is not a directory")
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     langs = _lang_table(lang_table)
