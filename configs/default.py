@@ -59,7 +59,7 @@ def get_config():
     c.ud.train_split = "train"
     c.ud.dev_split = "dev"
     c.ud.test_split = "test"
-    c.ud.dev_as_train = False  # if a language has no train split, train on dev (and select on a 10% hold-out)
+    c.ud.dev_as_train = False  # if a language has no train split, train on 90% of dev, select on the other 10%
     c.ud.max_train_sentences = 0  # OPEN: cap per language so languages are comparable; 0 = all
     c.ud.max_eval_sentences = 0
     c.ud.strip_subtypes = True  # nmod:poss -> nmod for arc classification
@@ -120,5 +120,4 @@ def get_config():
     c.report = ml_collections.ConfigDict()
     c.report.threshold = 0.98
     c.report.reference = "best"  # "best" or "final": sources disagree on which the paper used
-    c.report.transfer_steps = ()
     return c

@@ -155,6 +155,68 @@ def test_bad_config_lists_every_problem_before_work(series, tmp_path):
     assert not (tmp_path / "r").exists()  # nothing started
 
 
+def test_bad_settings_and_layers_fail_before_work_naming_keys(series, tmp_path):
+    cfg = sweep_config(series, tmp_path / "r", ["extract.word_pooling='avg'", "probe.probe='xyz'",
+                                                 "seeds=(0, 0)", "checkpoints.dtype='fp16'",
+                                                 "bpc.pattern='{language}.txt'"])
+    with pytest.raises(ConfigError) as e:
+        run_sweep(cfg, progress=False)
+    msg = str(e.value)
+    for part in ("extract.word_pooling='avg'", "probe: ProbeConfig.probe", "seeds=(0, 0)",
+                 "checkpoints.dtype='fp16'", "bpc.pattern='{language}.txt'"):
+        assert part in msg, msg
+    assert not (tmp_path / "r").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=f"no checkpoints in checkpoints.dir={empty}"):
+        run_sweep(sweep_config(empty, tmp_path / "r"), progress=False)
+    # Layers are checked against the model (2 layers: hidden states 0..2) before any record.
+    results = tmp_path / "layers"
+    with pytest.raises(ConfigError, match=r"\[5\] outside the model's hidden states 0..2"):
+        run_sweep(sweep_config(series, results, ["tasks=('pos',)", "layers=(0, 5)"]), progress=False)
+    assert not (results / "sweep.json").exists() and read_results(results).empty
+
+
+def test_record_of_a_sweep_that_wrote_nothing_is_replaced(series, tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "sweep.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "checkpoints": {}}))
+    cfg = sweep_config(series, results, ["tasks=('bpc',)", "bpc.langs=('en',)"])
+    run_sweep(cfg, progress=False)  # a failed start left a record of another config, no results
+    assert json.loads((results / "sweep.json").read_text())["config_hash"] != "0123456789abcdef"
+    assert set(read_results(results)["step"]) == {0, 1000, 20000, 300000}
+
+
+def test_one_results_dir_collects_checkpoints_given_one_at_a_time(series, tmp_path):
+    results = tmp_path / "r"
+    for step, name in ((1000, "checkpoint_1k"), (20000, "checkpoint_20k")):
+        run_sweep(sweep_config(series, results, [
+            "tasks=('bpc',)", "bpc.langs=('en',)", "checkpoints.dir=''", "checkpoints.random_init=False",
+            f"checkpoints.paths=('{step}={series / name}',)"]), progress=False)
+    assert set(read_results(results)["step"]) == {1000, 20000}
+    assert set(json.loads((results / "sweep.json").read_text())["checkpoints"]) == {"1000", "20000"}
+
+
+def test_language_without_train_split_trains_on_dev_with_a_holdout(series, tmp_path):
+    import shutil
+
+    from xlmr_dynamics.demo import demo_data_root
+
+    root = tmp_path / "data"
+    shutil.copytree(demo_data_root() / "ud", root / "ud")
+    (root / "ud" / "UD_English-EWT" / "en_ewt-ud-train.conllu").unlink()
+    base = ["tasks=('pos',)", "ud.langs=('en',)", "ud.cross_langs=('en',)", f"data_root={root}",
+            "checkpoints.random_init=False", "baselines.majority=False"]
+    with pytest.raises(ConfigError, match="ud.dev_as_train=True would train on dev"):
+        run_sweep(sweep_config(series, tmp_path / "r0", base), progress=False)
+    results = tmp_path / "r"
+    run_sweep(sweep_config(series, results, base + ["ud.dev_as_train=True", "probe.max_epochs=3",
+                                                     "probe.patience=1"]), progress=False)
+    df = read_results(results)
+    assert set(df["train_lang"]) == {"en"} and set(df["step"]) == {1000, 20000, 300000}
+    assert read_failures(results).empty
+
+
 def test_config_changed_under_same_results_dir_is_refused(series, tmp_path):
     results = tmp_path / "r"
     run_sweep(sweep_config(series, results, ["tasks=('bpc',)", "bpc.langs=('en',)"]), progress=False)
@@ -162,18 +224,20 @@ def test_config_changed_under_same_results_dir_is_refused(series, tmp_path):
         run_sweep(sweep_config(series, results, ["tasks=('bpc',)", "bpc.langs=('fr',)"]), progress=False)
 
 
-def test_broken_checkpoint_is_reported_and_skipped(series, tmp_path):
+@pytest.mark.parametrize("broken,steps", [("checkpoint_20k", {0, 1000, 300000}),
+                                          ("checkpoint_1k", {0, 20000, 300000})])
+def test_broken_checkpoint_is_reported_and_skipped(series, tmp_path, broken, steps):
     import shutil
 
     d = tmp_path / "series"
     shutil.copytree(series, d)
-    (d / "checkpoint_20k" / "config.json").write_text("{broken")
+    (d / broken / "config.json").write_text("{broken")
     results = tmp_path / "r"
     run_sweep(sweep_config(d, results, ["tasks=('bpc',)", "bpc.langs=('en',)"]), progress=False)
     df = read_results(results)
-    assert set(df["step"]) == {0, 1000, 300000}
+    assert set(df["step"]) == steps  # the first checkpoint too: the architecture comes from the next
     fails = read_failures(results)
-    assert list(fails["checkpoint"]) == ["checkpoint_20k"] and "checkpoint_20k" in fails["message"].iloc[0]
+    assert list(fails["checkpoint"]) == [broken] and broken in fails["message"].iloc[0]
 
 
 def _free_port():

@@ -196,6 +196,24 @@ def test_unseen_labels_follow_max_train_and_nan_names_the_eval_language():
                              num_classes=3, cfg=cfg, train_lang="en")
 
 
+def test_holdout_split_partitions_examples_and_keeps_rows_and_pairs():
+    feats = np.zeros((1, 30, 2), np.float32)
+    pos = tasks.TaskData(np.arange(30) % 3)
+    (f_tr, tr), (f_ho, ho) = tasks.holdout_split((feats, pos), fraction=0.1, seed=0)
+    assert f_tr is feats and f_ho is feats and len(ho.labels) == 3 and len(tr.labels) == 27
+    assert sorted(np.concatenate([tr.rows, ho.rows]).tolist()) == list(range(30))
+    np.testing.assert_array_equal(ho.labels, np.arange(30)[ho.rows] % 3)
+    arcs = tasks.arc_classification_examples([A, B])
+    (_, a_tr), (_, a_ho) = tasks.holdout_split((feats, arcs), fraction=0.5, seed=1)
+    got = {tuple(p) + (l,) for d in (a_tr, a_ho) for p, l in zip(d.pairs.tolist(), d.labels.tolist())}
+    assert got == {tuple(p) + (l,) for p, l in zip(arcs.pairs.tolist(), arcs.labels.tolist())}
+    assert a_tr.rows is None and len(a_ho.labels) == 2
+    again = tasks.holdout_split((feats, pos), fraction=0.1, seed=0)[1][1]
+    np.testing.assert_array_equal(again.rows, ho.rows)
+    with pytest.raises(tasks.TaskInputError, match="hold out"):
+        tasks.holdout_split((feats, tasks.TaskData(np.array([1]))), fraction=0.1, seed=0)
+
+
 def test_run_probe_task_layer_share_equals_those_rows_and_checks_all_layers():
     # What one process of a multi-host sweep runs: a block of layers, with the early-stopping
     # consensus hook called once per epoch (the real consensus is tested by the 2-process sweep).

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 Params = Any
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = tuple(_DTYPES)  # compute dtypes
 
 
 @dataclasses.dataclass(frozen=True)

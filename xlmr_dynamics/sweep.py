@@ -115,6 +115,10 @@ def sweep_config_hash(cfg) -> str:
     for k in ("results_dir", "report", "distributed", "name"):
         d.pop(k, None)
     d.get("extract", {}).pop("cache_dir", None)
+    # Which checkpoints are swept is not a setting of the results: each step's weights are pinned
+    # by their own content hash in sweep.json, so one results dir can collect more checkpoints.
+    for k in ("dir", "paths", "expected_steps"):
+        d.get("checkpoints", {}).pop(k, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -341,11 +345,12 @@ class CheckpointRun:
             evals = {lang: self._xnli_split(lang, cfg.xnli.eval_split) for lang in unit.eval_langs}
             return train, None, evals, 3
         from xlmr_dynamics import data as D
+        from xlmr_dynamics import tasks as T
 
         train = self._ud_split(unit.task, unit.train_lang, cfg.ud.train_split, train=True)
         dev = self._ud_split(unit.task, unit.train_lang, cfg.ud.dev_split, train=False)
         if train is None and cfg.ud.dev_as_train and dev is not None:
-            train, dev = dev, None
+            train, dev = T.holdout_split(dev, fraction=0.1, seed=cfg.seed)
         evals = {}
         for lang in unit.eval_langs:
             got = self._ud_split(unit.task, lang, cfg.ud.test_split, train=False)
@@ -469,12 +474,17 @@ def majority_rows(data: SweepData, cfg, unit: Unit) -> list[dict]:
 
 
 def find_tokenizer(cfg, ckpts: list[Checkpoint]) -> Path | None:
+    """`checkpoints.tokenizer`, else the first tokenizer found in `checkpoints.dir`, in a
+    checkpoint's directory, or in the directory that holds it (a series root: `series/5k/`)."""
     if cfg.checkpoints.tokenizer:
         return Path(cfg.checkpoints.tokenizer)
     names = ("sentencepiece.bpe.model", "tokenizer.json", "tokenizer")
-    roots = ([Path(cfg.checkpoints.dir)] if cfg.checkpoints.dir else []) + [
-        c.path if c.path.is_dir() else c.path.parent for c in ckpts if c.path is not None]
-    for root in roots:
+    roots = [Path(cfg.checkpoints.dir)] if cfg.checkpoints.dir else []
+    for c in ckpts:
+        if c.path is not None:
+            home = c.path if c.path.is_dir() else c.path.parent
+            roots += [home, home.parent]
+    for root in dict.fromkeys(roots):
         for n in names:
             if (root / n).exists():
                 return root / n if n != "tokenizer.json" else root
@@ -489,12 +499,16 @@ def validate_config(cfg) -> list[Checkpoint]:
     unknown = [t for t in cfg.tasks if t not in ALL_TASKS]
     if unknown:
         problems.append(f"unknown tasks {unknown} (known: {list(ALL_TASKS)})")
+    problems += _setting_problems(cfg)
     try:
         ckpts = discover_checkpoints(cfg)
     except ConfigError as e:
         problems.append(str(e))
         ckpts = []
-    if not ckpts:
+    if not ckpts and cfg.checkpoints.dir and not cfg.checkpoints.paths:
+        problems.append(f"no checkpoints in checkpoints.dir={cfg.checkpoints.dir}: no entry has a step "
+                        f"number in its name (e.g. '5k', 'checkpoint_3_5000.pt')")
+    elif not ckpts:
         problems.append("no checkpoints: set checkpoints.dir or checkpoints.paths")
     for c in ckpts:
         if c.path is not None and not c.path.exists():
@@ -530,12 +544,61 @@ def validate_config(cfg) -> list[Checkpoint]:
                 problems.append(f"align: no gold set {root / f'en-{xx}'}")
     if "bpc" in tasks:
         root = _resolve(cfg, cfg.bpc.dir)
-        for lang in cfg.bpc.langs:
-            if D.find_text_file(root, lang, cfg.bpc.pattern, cfg.bpc.files.to_dict()) is None:
-                problems.append(f"bpc: no text for {lang!r} under {root}")
+        try:
+            for lang in cfg.bpc.langs:
+                if D.find_text_file(root, lang, cfg.bpc.pattern, cfg.bpc.files.to_dict()) is None:
+                    problems.append(f"bpc: no text for {lang!r} under {root}")
+        except (KeyError, IndexError, ValueError) as e:
+            problems.append(f"bpc.pattern={cfg.bpc.pattern!r}: bad placeholder {e} "
+                            f"(known: {{lang}} = ISO 639-1, {{iso3}} = ISO 639-3)")
     if problems:
         raise ConfigError("invalid sweep config:\n  - " + "\n  - ".join(problems))
     return ckpts
+
+
+def _setting_problems(cfg) -> list[str]:
+    """Problems of the settings that are only used deep inside a sweep (so that a typo fails
+    before any work, naming its key)."""
+    from xlmr_dynamics import align, bpc, extract, model
+
+    problems = []
+    choices = {
+        "extract.word_pooling": (cfg.extract.word_pooling, extract.POOLINGS),
+        "extract.sentence_pooling": (cfg.extract.sentence_pooling, extract.POOLINGS),
+        "extract.out_dtype": (cfg.extract.out_dtype, ("float32", "bfloat16")),
+        "checkpoints.dtype": (cfg.checkpoints.dtype, model.DTYPES),
+        "align.method": (cfg.align.method, align.METHODS),
+        "align.pooling": (cfg.align.pooling, align.POOLINGS),
+        "bpc.scheme": (cfg.bpc.scheme, bpc.SCHEMES),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            problems.append(f"{key}={value!r}: expected one of {list(allowed)}")
+    for key in ("seeds", "layers"):
+        values = tuple(cfg[key])
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values) \
+                or len(set(values)) != len(values):
+            problems.append(f"{key}={values!r}: expected distinct non-negative ints")
+    try:
+        _probe_config(cfg)
+    except (TypeError, ValueError) as e:
+        problems.append(f"probe: {e}")
+    return problems
+
+
+def check_layers(cfg, num_layers: int) -> np.ndarray:
+    """The hidden-state indices to probe (`cfg.layers`, or all `0..num_layers`).
+
+    Raises:
+        ConfigError: an index outside the model (checked once its architecture is known).
+    """
+    if not len(cfg.layers):
+        return np.arange(num_layers + 1)
+    bad = [int(l) for l in cfg.layers if not 0 <= int(l) <= num_layers]
+    if bad:
+        raise ConfigError(f"layers={tuple(cfg.layers)}: {bad} outside the model's hidden states "
+                          f"0..{num_layers} (0 = embeddings)")
+    return np.asarray(cfg.layers)
 
 
 def _dir_fingerprint(path: Path) -> str:
@@ -546,16 +609,21 @@ def _dir_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_sweep_record(results_dir: Path, cfg_hash: str, cfg, writer: bool) -> dict:
-    """`sweep.json` pins the config hash and each checkpoint's content hash."""
+def _check_sweep_record(results_dir: Path, cfg_hash: str, cfg, writer: bool, *, has_results: bool) -> dict:
+    """`sweep.json` pins the config hash and each checkpoint's content hash. A record of another
+    config is replaced if no results were written under it (a sweep that failed at its start)."""
     rec_path = results_dir / "sweep.json"
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
-        if rec.get("config_hash") != cfg_hash:
+        if rec.get("config_hash") != cfg_hash and not has_results:
+            log.warning("%s: replacing the record of config %s, which wrote no results",
+                        rec_path, rec.get("config_hash"))
+        elif rec.get("config_hash") != cfg_hash:
             raise ConfigError(
                 f"{results_dir} holds results of another config (hash {rec.get('config_hash')} vs "
                 f"{cfg_hash}); use a new results_dir, or restore the config recorded in {rec_path}")
-        return rec
+        else:
+            return rec
     rec = {"config_hash": cfg_hash, "config": json.loads(cfg.to_json_best_effort()), "checkpoints": {},
            "package_version": __version__}
     if writer:
@@ -579,6 +647,28 @@ def _load_checkpoint(ckpt: Checkpoint, cfg, first_real: Checkpoint | None) -> M.
     ref = load_encoder(first_real.path, dtype=dtype, num_heads=heads)
     params = M.init_params(ref.config, jax.random.key(cfg.checkpoints.random_init_seed))
     return M.Encoder(ref.config, params, {"source": "random-init", "has_mlm_head": True})
+
+
+def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure):
+    """(first checkpoint with weights that loads, its architecture); `on_failure(ckpt, error)` for
+    each one before it that does not (the sweep records it and skips it later).
+
+    Raises:
+        ConfigError: no checkpoint loads.
+    """
+    from xlmr_dynamics.convert import CheckpointError
+
+    errors = []
+    for c in ckpts:
+        if c.path is None:
+            continue
+        try:
+            return c, _load_checkpoint(c, cfg, c).config
+        except (CheckpointError, OSError, ValueError) as e:
+            log.error("checkpoint %s failed to load: %s", c.name, e)
+            on_failure(c, e)
+            errors.append(f"{c.name}: {e}")
+    raise ConfigError("no checkpoint could be loaded:\n  - " + "\n  - ".join(errors or ["none given"]))
 
 
 def _from_process_0(values: np.ndarray) -> np.ndarray:
@@ -620,11 +710,19 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
     log.setLevel(logging.INFO)
     try:
         cfg_hash = sweep_config_hash(cfg)
-        record = _check_sweep_record(results_dir, cfg_hash, cfg, writer)
         mesh = S.make_mesh()
         tok = load_tokenizer(find_tokenizer(cfg, ckpts))
-        first_real = next((c for c in ckpts if c.path is not None), None)
-        arch = _load_checkpoint(first_real, cfg, first_real).config
+        unloadable: set[str] = set()
+
+        def load_failed(c: Checkpoint, e: Exception) -> None:
+            unloadable.add(c.name)
+            if writer:
+                store.record_failure(c.name, "load", str(e), step=c.step)
+
+        first_real, arch = _first_loadable(ckpts, cfg, load_failed)
+        check_layers(cfg, arch.num_layers)
+        has_results = bool(_from_process_0(np.array([bool(writer and store.done_units())]))[0])
+        record = _check_sweep_record(results_dir, cfg_hash, cfg, writer, has_results=has_results)
         data = SweepData(cfg, tok, mesh=mesh, max_len=arch.max_seq_len)
         units = plan_units(cfg)
         data_hashes: dict[str, str] = {}
@@ -662,13 +760,15 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             if not todo:
                 continue
             t0 = time.time()
+            if ckpt.name in unloadable:  # already recorded
+                total.update(len(todo))
+                continue
             try:
                 encoder = _load_checkpoint(ckpt, cfg, first_real)
                 ckpt_hash = params_hash(encoder)
             except (CheckpointError, OSError, ValueError) as e:
                 log.error("checkpoint %s failed to load: %s", ckpt.name, e)
-                if writer:
-                    store.record_failure(ckpt.name, "load", str(e), step=ckpt.step)
+                load_failed(ckpt, e)
                 total.update(len(todo))
                 continue
             known = record["checkpoints"].get(str(ckpt.step))
@@ -679,7 +779,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             if not known and writer:
                 record["checkpoints"][str(ckpt.step)] = ckpt_hash
                 _write_json(results_dir / "sweep.json", record)
-            layers = np.asarray(cfg.layers) if len(cfg.layers) else np.arange(encoder.config.num_layers + 1)
+            layers = check_layers(cfg, encoder.config.num_layers)
             run = CheckpointRun(cfg, encoder, data, mesh=mesh, layers=layers, checkpoint_hash=ckpt_hash)
             total.set_postfix_str(f"step {ckpt.step}")
             for i, unit in enumerate(todo):
