@@ -9,7 +9,10 @@
   xlmr-dynamics pretrain --config demo [--config.key=value ...]
   xlmr-dynamics convert SRC DST
 
-Config overrides use the flax/big_vision style `--config.key=value` (any key of the config file).
+Config overrides use the flax/big_vision style `--config.key=value` (any key of the config file);
+only commands with a `--config` option take them, and any other unknown argument is an error.
+User errors (a bad config, missing file, locked results dir ...: USER_ERRORS) print one line
+`xlmr-dynamics COMMAND: error: ...` and exit with status 2; anything else keeps its traceback.
 `probe`, `align` and `bpc` are one-checkpoint sweeps: they print a table and write the same tidy
 results rows as `sweep`.
 """
@@ -21,28 +24,64 @@ import sys
 from pathlib import Path
 
 
-def _split_overrides(extra: list[str]) -> list[str]:
-    bad = [a for a in extra if not a.startswith("--config.")]
+# Exceptions that mean bad user input, not a bug: module -> class names. A class whose module was
+# never imported cannot have been raised, so only imported modules are looked at (no heavy imports).
+USER_ERRORS = {
+    "xlmr_dynamics.align": ("AlignmentError",),
+    "xlmr_dynamics.analysis": ("AnalysisError",),
+    "xlmr_dynamics.bpc": ("BPCError",),
+    "xlmr_dynamics.config": ("ConfigError",),
+    "xlmr_dynamics.convert": ("CheckpointError",),
+    "xlmr_dynamics.data.ud": ("DataError",),
+    "xlmr_dynamics.demo_data": ("DemoDataError",),
+    "xlmr_dynamics.pretrain": ("PretrainError",),
+    "xlmr_dynamics.report": ("ReportError",),
+    "xlmr_dynamics.results": ("ResultsError", "ResultsLockedError"),
+    "xlmr_dynamics.tasks": ("TaskInputError",),
+    "xlmr_dynamics.tokenizer": ("TokenizerError",),
+    "xlmr_dynamics.torchfile": ("TorchFileError",),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The USER_ERRORS classes of the imported modules, and FileNotFoundError (a path given by the user)."""
+    found = [getattr(sys.modules[m], n) for m, names in USER_ERRORS.items() if m in sys.modules for n in names]
+    return (FileNotFoundError, *found)
+
+
+def _overrides(parser: argparse.ArgumentParser, args, extra: list[str]) -> list[str]:
+    """`key=value` overrides from the `--config.key=value` arguments; any other extra is an error."""
+    takes = getattr(args, "config", None) is not None
+    bad = [a for a in extra if not (takes and a.startswith("--config.") and "=" in a)]
     if bad:
-        raise SystemExit(f"xlmr-dynamics: unrecognised arguments {bad}")
-    return [a[2:] for a in extra]
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    return [a.removeprefix("--config.") for a in extra]
 
 
-def _init_distributed(args) -> None:
+def _distributed_settings(args, cfg) -> tuple[str | None, int | None, int | None]:
+    """(coordinator_address, num_processes, process_id) for init_distributed: each flag if given, else
+    the config's `distributed.*` key; unset ("", 0, -1) is None (JAX_* variables or auto-detect)."""
+    conf = cfg.get("distributed") or {}
+    address, n, pid = (conf.get(k) if getattr(args, k) is None else getattr(args, k)
+                       for k in ("coordinator_address", "num_processes", "process_id"))
+    return address or None, n or None, None if pid is None or pid < 0 else pid
+
+
+def _init_distributed(args, cfg) -> None:
     from xlmr_dynamics import sharding as S
 
-    S.init_distributed(args.coordinator_address or None, args.num_processes or None,
-                       None if args.process_id is None or args.process_id < 0 else args.process_id)
+    S.init_distributed(*_distributed_settings(args, cfg))
 
 
 def _add_distributed(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("multi-process (auto-detected on TPU pods, Slurm and Open MPI)")
-    g.add_argument("--coordinator-address", default="", help="host:port of process 0")
-    g.add_argument("--num-processes", type=int, default=0)
-    g.add_argument("--process-id", type=int, default=-1)
+    g = p.add_argument_group("multi-process (auto-detected on TPU pods, Slurm and Open MPI); each flag "
+                             "overrides the config's distributed.* key, which overrides JAX_* variables")
+    g.add_argument("--coordinator-address", default=None, help="host:port of process 0")
+    g.add_argument("--num-processes", type=int, default=None)
+    g.add_argument("--process-id", type=int, default=None, help="negative: auto")
 
 
-def _cmd_convert(args, _extra) -> int:
+def _cmd_convert(args, _overrides) -> int:
     from xlmr_dynamics.convert import convert_checkpoint
 
     dst = convert_checkpoint(args.src, args.dst, num_heads=args.num_heads)
@@ -50,33 +89,35 @@ def _cmd_convert(args, _extra) -> int:
     return 0
 
 
-def _cmd_sweep(args, extra) -> int:
-    _init_distributed(args)
+def _cmd_sweep(args, overrides) -> int:
     from xlmr_dynamics.config import load_config
+
+    cfg = load_config(args.config, overrides)
+    _init_distributed(args, cfg)
     from xlmr_dynamics.sweep import run_sweep
 
-    cfg = load_config(args.config, _split_overrides(extra))
     out = run_sweep(cfg, progress=not args.quiet)
     print(f"results: {out}")
     return 0
 
 
-def _one_checkpoint(args, extra, task_overrides: list[str]) -> int:
-    _init_distributed(args)
+def _one_checkpoint(args, overrides: list[str], task_overrides: list[str]) -> int:
+    from xlmr_dynamics.config import load_config
+
+    ckpt = Path(args.checkpoint)
+    base = [f"checkpoints.paths={(f'{args.step}={ckpt}',)!r}", "checkpoints.random_init=False",
+            f"results_dir={args.results_dir}"]
+    if args.data_root:
+        base.append(f"data_root={args.data_root}")
+    if args.tokenizer:
+        base.append(f"checkpoints.tokenizer={args.tokenizer}")
+    cfg = load_config(args.config, base + task_overrides + overrides)
+    _init_distributed(args, cfg)
     import jax
 
-    from xlmr_dynamics.config import load_config
     from xlmr_dynamics.results import read_results
     from xlmr_dynamics.sweep import run_sweep
 
-    ckpt = Path(args.checkpoint)
-    overrides = [f"checkpoints.paths=('{args.step}={ckpt}',)", "checkpoints.random_init=False",
-                 f"results_dir={args.results_dir}"]
-    if args.data_root:
-        overrides.append(f"data_root={args.data_root}")
-    if args.tokenizer:
-        overrides.append(f"checkpoints.tokenizer={args.tokenizer}")
-    cfg = load_config(args.config, overrides + task_overrides + _split_overrides(extra))
     out = run_sweep(cfg, progress=not args.quiet)
     if jax.process_index() == 0:
         df = read_results(out)
@@ -100,28 +141,28 @@ def _add_one_checkpoint(p: argparse.ArgumentParser, default_dir: str) -> None:
     _add_distributed(p)
 
 
-def _cmd_probe(args, extra) -> int:
+def _cmd_probe(args, overrides) -> int:
     train = args.train_lang
     evals = [x for x in args.eval_langs.split(",") if x] if args.eval_langs else [train]
     if args.task == "xnli":
         ov = ["tasks=('xnli',)", f"xnli.langs=('{train}',)", f"xnli.cross_langs={tuple(evals)!r}"]
     else:
         ov = [f"tasks=('{args.task}',)", f"ud.langs=('{train}',)", f"ud.cross_langs={tuple(evals)!r}"]
-    return _one_checkpoint(args, extra, ov)
+    return _one_checkpoint(args, overrides, ov)
 
 
-def _cmd_align(args, extra) -> int:
+def _cmd_align(args, overrides) -> int:
     pairs = tuple(x for x in args.pairs.split(",") if x)
-    return _one_checkpoint(args, extra, ["tasks=('align',)", f"align.pairs={pairs!r}",
-                                         f"align.method={args.method}"])
+    return _one_checkpoint(args, overrides, ["tasks=('align',)", f"align.pairs={pairs!r}",
+                                             f"align.method={args.method}"])
 
 
-def _cmd_bpc(args, extra) -> int:
+def _cmd_bpc(args, overrides) -> int:
     langs = tuple(x for x in args.langs.split(",") if x)
-    return _one_checkpoint(args, extra, ["tasks=('bpc',)", f"bpc.langs={langs!r}"])
+    return _one_checkpoint(args, overrides, ["tasks=('bpc',)", f"bpc.langs={langs!r}"])
 
 
-def _cmd_report(args, _extra) -> int:
+def _cmd_report(args, _overrides) -> int:
     from xlmr_dynamics.report import make_report
 
     kw = dict(threshold=args.threshold, reference=args.reference)
@@ -134,22 +175,22 @@ def _cmd_report(args, _extra) -> int:
     return 0
 
 
-def _cmd_pretrain(args, extra) -> int:
-    _init_distributed(args)
-    from xlmr_dynamics.demo import pretrain_from_config
+def _cmd_pretrain(args, overrides) -> int:
     from xlmr_dynamics.config import load_config
 
-    cfg = load_config(args.config, _split_overrides(extra))
+    cfg = load_config(args.config, overrides)
+    _init_distributed(args, cfg)
+    from xlmr_dynamics.demo import pretrain_from_config
+
     paths = pretrain_from_config(cfg)
     print(f"{len(paths)} checkpoints under {paths[-1].parent if paths else cfg.pretrain.out_dir}")
     return 0
 
 
-def _cmd_demo(args, extra) -> int:
+def _cmd_demo(args, overrides) -> int:
     from xlmr_dynamics.config import load_config
     from xlmr_dynamics.demo import run_demo
 
-    overrides = _split_overrides(extra)
     if args.out:
         overrides.append(f"out_dir={args.out}")
     cfg = load_config(args.config, overrides)
@@ -216,8 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
-    return args.func(args, extra)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = _overrides(parser, args, extra)
+    try:
+        return args.func(args, overrides)
+    except _user_errors() as e:
+        print(f"xlmr-dynamics {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
