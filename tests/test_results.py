@@ -203,6 +203,11 @@ def test_compact_idempotent_and_failures(tmp_path):
     assert list(f.stage) == ["load", "nan"] and list(f.step) == [9000, 9000]
     assert f.message.iloc[0] == "file truncated"
     assert R.read_failures(tmp_path / "none").empty
+    with R.ResultsStore(tmp_path) as store:  # a rerun that succeeded clears the matching records
+        assert store.clear_failures(unit_key="other") == 0
+        assert store.clear_failures(checkpoint="ckpt9", stage="load") == 1
+        assert list(store.failures().stage) == ["nan"]
+        assert store.clear_failures(unit_key="k") == 1 and store.failures().empty
 
 
 def test_modules_do_not_import_jax():

@@ -238,6 +238,11 @@ def test_broken_checkpoint_is_reported_and_skipped(series, tmp_path, broken, ste
     assert set(df["step"]) == steps  # the first checkpoint too: the architecture comes from the next
     fails = read_failures(results)
     assert list(fails["checkpoint"]) == [broken] and broken in fails["message"].iloc[0]
+    # Repaired, a rerun fills in that step and its failure record goes.
+    shutil.copy(series / broken / "config.json", d / broken / "config.json")
+    run_sweep(sweep_config(d, results, ["tasks=('bpc',)", "bpc.langs=('en',)"]), progress=False)
+    assert set(read_results(results)["step"]) == {0, 1000, 20000, 300000}
+    assert read_failures(results).empty
 
 
 def _free_port():

@@ -468,6 +468,21 @@ class ResultsStore:
                "stage": str(stage), "message": str(message), "unit_key": str(unit_key)}
         atomic_write_bytes(path, old + (json.dumps(rec, sort_keys=True) + "\n").encode("utf-8"))
 
+    def clear_failures(self, **match: str) -> int:
+        """Removes the failure records whose fields equal all of `match` (e.g. `unit_key=...`, or
+        `checkpoint=..., stage="load"`) once a rerun succeeded where they failed; returns how many."""
+        self._check_open()
+        path = self.results_dir / FAILURES_FILE
+        if not match or not path.exists():
+            return 0
+        lines = path.read_text(encoding="utf-8").splitlines()
+        keep = [ln for ln in lines if ln.strip() and not all(
+            str(json.loads(ln).get(k)) == str(v) for k, v in match.items())]
+        removed = sum(1 for ln in lines if ln.strip()) - len(keep)
+        if removed:
+            atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode("utf-8"))
+        return removed
+
     def failures(self) -> pd.DataFrame:
         """Recorded failures (see `read_failures`)."""
         return read_failures(self.results_dir)

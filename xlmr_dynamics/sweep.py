@@ -771,6 +771,8 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                 load_failed(ckpt, e)
                 total.update(len(todo))
                 continue
+            if writer:
+                store.clear_failures(checkpoint=ckpt.name, stage="load")  # of an earlier run
             known = record["checkpoints"].get(str(ckpt.step))
             if known and known != ckpt_hash:
                 raise ConfigError(f"checkpoint {ckpt.path} (step {ckpt.step}) changed since results were written "
@@ -789,10 +791,12 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                 except (FeatureError, ProbeFeatureError, T.TaskInputError) as e:
                     log.error("step %s %s %s: %s", ckpt.step, unit.task, unit.train_lang, e)
                     if writer:
-                        store.record_failure(ckpt.name, f"{unit.task}:{unit.train_lang}", str(e), step=ckpt.step)
+                        store.record_failure(ckpt.name, f"{unit.task}:{unit.train_lang}", str(e), step=ckpt.step,
+                                             unit_key=unit.key(ckpt))
                     rows = None
                 if rows is not None and writer:
                     store.append(unit.key(ckpt), provenance(rows, ckpt, ckpt_hash, unit.task))
+                    store.clear_failures(unit_key=unit.key(ckpt))  # of an earlier run
                 total.update(1)
                 nxt = todo[i + 1] if i + 1 < len(todo) else None
                 if unit.task in UD_TASKS and (nxt is None or nxt.train_lang != unit.train_lang or nxt.task not in UD_TASKS):
