@@ -6,13 +6,17 @@ Both serialisation formats are supported: the zip format (torch >= 1.6, `archive
 raw file per storage) and the legacy format (torch < 1.6, e.g. the 2019 XLM-R `model.pt`: magic
 number, protocol, sys info, the object pickle, the storage key list, then each storage's raw bytes).
 
-Safety: the unpickler resolves only a fixed allow-list (tensor rebuilders, storage types,
-OrderedDict, argparse.Namespace, numpy scalars/arrays, plain builtins). Every other class, e.g.
-omegaconf's `DictConfig` in fairseq's `cfg` or fairseq enums, becomes an inert `Opaque` record of
-its constructor arguments and pickled state, so nothing from the file is ever executed and neither
-fairseq nor omegaconf is needed. `to_plain` turns those records back into dicts/values.
+Safety: every pickle in the file goes through a restricted unpickler. The legacy header and key-list
+pickles resolve no global at all; the object pickle resolves only a fixed allow-list (tensor
+rebuilders, storage types, OrderedDict, argparse.Namespace, numpy scalars/arrays, plain builtins).
+Every other class, e.g. omegaconf's `DictConfig` in fairseq's `cfg` or fairseq enums, becomes an
+inert `Opaque` record of its constructor arguments and pickled state, so nothing from the file is
+ever executed and neither fairseq nor omegaconf is needed. `to_plain` turns those records back into
+dicts/values.
 
-Limits: dense CPU tensors only (no sparse/quantized tensors); little-endian files.
+Tensor views are checked against their storage's length, so a truncated storage raises instead of
+reading past it. Limits: dense CPU tensors of the dtypes in `_STORAGE_DTYPES`/`_TORCH_DTYPES` only
+(others, e.g. complex or float8, raise "unsupported"); no sparse/quantized tensors; little-endian files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -40,6 +45,7 @@ _STORAGE_DTYPES = {
     "CharStorage": np.int8,
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
+    "UntypedStorage": np.uint8,  # raw bytes; v3 tensors (torch >= 2.1) carry their own dtype
 }
 _TORCH_DTYPES = {  # names used by torch.dtype pickles (`torch.float32` -> find_class("torch", "float32"))
     "float32": np.float32, "float": np.float32, "float64": np.float64, "double": np.float64,
@@ -47,6 +53,7 @@ _TORCH_DTYPES = {  # names used by torch.dtype pickles (`torch.float32` -> find_
     "long": np.int64, "int32": np.int32, "int": np.int32, "int16": np.int16, "int8": np.int8,
     "uint8": np.uint8, "bool": np.bool_,
 }
+_SUPPORTED_TENSOR_DTYPES = frozenset(_TORCH_DTYPES.values())
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
@@ -105,10 +112,40 @@ class _StorageType:
 
 
 class _Storage:
-    """Raw bytes of one storage plus its element type (None for untyped storages)."""
+    """Raw bytes of one storage (None until read, in legacy files), its pickled type and its key."""
 
-    def __init__(self, data: bytes | None, dtype):
-        self.data, self.dtype = data, dtype
+    def __init__(self, data: bytes | None, stype, key):
+        self.data, self.stype, self.key = data, stype, key
+
+
+def _storage_dtype(stype) -> np.dtype:
+    """The element type of a storage type; TorchFileError for types outside `_STORAGE_DTYPES`."""
+    if not isinstance(stype, _StorageType) or stype.dtype is None:
+        raise TorchFileError(f"unsupported storage type {getattr(stype, 'name', stype)}")
+    return np.dtype(stype.dtype)
+
+
+def _tensor_dtype(storage: _Storage, dtype) -> np.dtype:
+    """The element type of a tensor: its own pickled dtype (v3 tensors) or else its storage's."""
+    if dtype is None:
+        return _storage_dtype(storage.stype)
+    if dtype not in _SUPPORTED_TENSOR_DTYPES:
+        raise TorchFileError(f"unsupported tensor dtype {getattr(dtype, '__name__', dtype)}")
+    return np.dtype(dtype)
+
+
+def _check_view(storage: _Storage, numel: int, offset, size, stride) -> None:
+    """Raise unless the view (offset, size, stride) lies inside a storage of `numel` elements."""
+    size, stride = tuple(size), tuple(stride)
+    where = f"tensor of size {size}, stride {stride}, offset {offset} in storage {storage.key}"
+    if len(size) != len(stride) or not all(isinstance(d, int) and d >= 0 for d in (offset, *size, *stride)):
+        raise TorchFileError(f"invalid {where}")
+    if 0 in size:
+        return
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= numel:
+        raise TorchFileError(f"{where} needs {last + 1} elements, the storage holds {numel}; "
+                             "the file is truncated or corrupt")
 
 
 class _Deferred:
@@ -142,10 +179,9 @@ def _resolve(obj):
 def _rebuild_tensor(storage: _Storage, offset, size, stride, *_rest, dtype=None):
     if storage.data is None:
         return _Deferred(storage, offset, size, stride, dtype=dtype)
-    dt = np.dtype(dtype if dtype is not None else storage.dtype)
-    if dt is None:
-        raise TorchFileError("tensor with an untyped storage and no dtype")
-    flat = np.frombuffer(storage.data, dtype=dt)
+    dt = _tensor_dtype(storage, dtype)
+    flat = np.frombuffer(storage.data, dtype=dt, count=len(storage.data) // dt.itemsize)
+    _check_view(storage, len(flat), offset, size, stride)
     if not size:
         return flat[offset].copy()
     itemsize = dt.itemsize
@@ -206,12 +242,19 @@ class _Unpickler(pickle.Unpickler):
         return self._load_storage(pid)
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """For the legacy header and key-list pickles: plain data only, no global is ever resolved."""
+
+    def find_class(self, module: str, name: str):
+        raise TorchFileError(f"unexpected {module}.{name} in a plain-data pickle (not a torch.save file)")
+
+
 def _load_zip(path: Path) -> Any:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if not pkl:
-            raise TorchFileError(f"{path}: zip file without data.pkl (not a torch.save file)")
+            raise TorchFileError("zip file without data.pkl (not a torch.save file)")
         root = pkl[0][: -len("data.pkl")]
         cache: dict[str, _Storage] = {}
 
@@ -221,42 +264,42 @@ def _load_zip(path: Path) -> Any:
                 try:
                     raw = zf.read(f"{root}data/{key}")
                 except KeyError as e:
-                    raise TorchFileError(f"{path}: storage data/{key} is missing from the archive") from e
-                cache[key] = _Storage(raw, getattr(stype, "dtype", None))
+                    raise TorchFileError(f"storage data/{key} is missing from the archive") from e
+                cache[key] = _Storage(raw, stype, key)
             return cache[key]
 
         return _Unpickler(io.BytesIO(zf.read(pkl[0])), load_storage).load()
 
 
+def _read_storage_bytes(f, storage: _Storage) -> bytes:
+    """The raw bytes of one legacy-format storage: an int64 element count, then the elements."""
+    (count,) = struct.unpack("<q", f.read(8))
+    nbytes = count * _storage_dtype(storage.stype).itemsize
+    if not 0 <= nbytes <= os.fstat(f.fileno()).st_size - f.tell():
+        raise TorchFileError(f"file is truncated (storage {storage.key})")
+    return f.read(nbytes)
+
+
 def _load_legacy(path: Path) -> Any:
     with open(path, "rb") as f:
-        magic = pickle.load(f)
-        if magic != _LEGACY_MAGIC:
-            raise TorchFileError(f"{path}: not a torch.save file (bad magic number)")
-        pickle.load(f)  # protocol version
-        pickle.load(f)  # sys info
-        pending: dict[str, tuple] = {}
+        if _PlainUnpickler(f).load() != _LEGACY_MAGIC:
+            raise TorchFileError("not a torch.save file (bad magic number)")
+        _PlainUnpickler(f).load()  # protocol version
+        _PlainUnpickler(f).load()  # sys info
         storages: dict[str, _Storage] = {}
 
         def load_storage(pid):
-            _, stype, key, _location, numel, view = pid
+            _, stype, key, _location, _numel, view = pid
             if view is not None:
-                raise TorchFileError(f"{path}: storage views are not supported")
-            if key not in storages:
-                storages[key] = _Storage(None, stype.dtype)
-                pending[key] = (stype, numel)
-            return storages[key]
+                raise TorchFileError("storage views are not supported")
+            return storages.setdefault(key, _Storage(None, stype, key))
 
         obj = _Unpickler(f, load_storage).load()
-        keys = pickle.load(f)
-        for key in keys:
-            (count,) = struct.unpack("<q", f.read(8))
-            stype, _ = pending[key]
-            nbytes = count * np.dtype(stype.dtype).itemsize
-            data = f.read(nbytes)
-            if len(data) != nbytes:
-                raise TorchFileError(f"{path}: file is truncated (storage {key})")
-            storages[key].data = data
+        for key in _PlainUnpickler(f).load():
+            storages[key].data = _read_storage_bytes(f, storages[key])
+        unread = sorted(k for k, st in storages.items() if st.data is None)
+        if unread:
+            raise TorchFileError(f"file is truncated (no data for storages {unread})")
         return _resolve(obj)
 
 
@@ -271,8 +314,8 @@ def load_torch_file(path: str | Path) -> Any:
         if zipfile.is_zipfile(path):
             return _load_zip(path)
         return _load_legacy(path)
-    except TorchFileError:
-        raise
+    except TorchFileError as e:
+        raise TorchFileError(f"{path}: {e}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, KeyError,
             ValueError, TypeError, AttributeError, IndexError, OSError) as e:
         raise TorchFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e}); "
