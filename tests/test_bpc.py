@@ -58,6 +58,14 @@ def test_piece_chars_cover_normalised_text(tok):
         assert chars.sum() == len(tok.decode(ids)), line
     assert B.piece_chars(["\u2581ab", "c", "\u2581d"]).tolist() == [2, 1, 2]
     assert B.piece_chars(["<unk>", "\u2581a"]).tolist() == [1, 2]
+    # With the text: a run of unknown characters is one <unk> that covers all of them.
+    assert B.piece_chars(["\u2581", "<unk>", "\u2581a"], text="漢字漢字 a").tolist() == [0, 4, 2]
+    assert B.piece_chars(["\u2581a", "<unk>", "<unk>", "b"], text="a 漢字  字 b").tolist() == [1, 3, 3, 1]
+    np.testing.assert_allclose(B.piece_chars(["\u2581x", "..."], text="x…"), [0.5, 1.5])  # NFKC: 2 chars, in proportion
+    for line in lines + ["漢字漢字漢字漢字", "Je suis là…", "a  b"]:
+        ids = tok.encode(line)
+        got = B.piece_chars([tok.id_to_piece(i) for i in ids], text=line)
+        assert got.sum() == pytest.approx(len(" ".join(line.split()))), line
 
 
 def torch_bpc(m, tok, lines):
@@ -66,7 +74,7 @@ def torch_bpc(m, tok, lines):
         ids = tok.encode(line)
         if not ids:
             continue
-        chars += int(B.piece_chars([tok.id_to_piece(i) for i in ids]).sum())
+        chars += len(" ".join(line.split()))  # every subword is scored: all the characters
         base = [tok.bos_id] + ids + [tok.eos_id]
         for p in range(1, len(base) - 1):
             x = torch.tensor([base])
@@ -109,6 +117,7 @@ def test_uniform_output_gives_log2v(tok, models):
     # long lines are cut into chunks: every subword still scored once
     (short,) = B.bpc_rows(enc0, tok, {"de": lines}, tokens_per_batch=512, max_len=6)
     assert short["n"] == row["n"] and short["extra"]["chars"] == row["extra"]["chars"]
+    assert row["extra"]["chars"] == sum(len(" ".join(x.split())) for x in lines if x.strip())
     assert short["value"] == pytest.approx(expect, rel=1e-5)
 
 

@@ -155,6 +155,34 @@ def test_hf_bin_parity_and_usable_inside_user_jit(tiny, tmp_path):
     assert_close_on_tokens(logits, tiny["logits"], tiny["mask"], 1e-4)
 
 
+def test_encoder_methods_reject_inputs_the_tables_cannot_index_and_keep_params_on_device(hf_dir):
+    enc = load_encoder(hf_dir)  # max_seq_len 128 (130 positions), vocab 211
+    ok = np.ones((1, 128), np.int32)
+    assert np.isfinite(enc.hidden_states(ok * 5, ok)).all()
+    with pytest.raises(ValueError, match="sequence length 129 exceeds the model's max_seq_len 128"):
+        enc.hidden_states(np.ones((1, 129), np.int32), np.ones((1, 129), np.int32))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 211\), got \[0, 300\]"):
+        enc.mlm_logits(np.array([[0, 300]]), np.ones((1, 2), np.int32))
+    with pytest.raises(ValueError, match=r"\[B, T\]"):
+        enc.hidden_states(np.ones((3,), np.int32), np.ones((3,), np.int32))
+    # Loaders return numpy; the methods put the weights on the device once, not on every call.
+    assert isinstance(jax.tree.leaves(enc.params)[0], np.ndarray)
+    on = enc.device_params()
+    assert enc.device_params() is on and all(isinstance(a, jax.Array) for a in jax.tree.leaves(on))
+
+
+def test_converted_dir_with_a_bad_config_is_named(hf_dir, tmp_path):
+    dst = convert_checkpoint(hf_dir, tmp_path / "converted")
+    info = json.loads((dst / "config.json").read_text())
+    info["config"]["rope_theta"] = 1e4
+    (dst / "config.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match=r"config.json: bad model config .*rope_theta"):
+        load_encoder(dst)
+    (dst / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"config.json"):
+        load_encoder(dst)
+
+
 def test_base_config_parity():
     """The real XLM-R Base shape (12 x 768, vocab 250,002), every parameter random, short padded batch."""
     m = random_hf(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -9,11 +9,14 @@ Definition (method.md, BPC: the paper's exact recipe is OPEN; this is the docume
   copies for n subwords), so every subword is scored and the characters are the whole text.
 - `scheme="sample"`: one copy per sentence with `max(1, round(mask_rate * n))` subwords, drawn without
   replacement with `numpy.random.default_rng(seed)`, all replaced by `<mask>` (no 80/10/10 rule).
-- Characters: a piece covers `len(piece)` characters with each '▁' meta symbol counted as the space
-  it stands for, except a leading '▁' of a sentence's first piece (SentencePiece adds it for the dummy
-  prefix; no space is in the text). So a sentence's pieces cover exactly `len(normalised text)`
-  characters (= `len(tokenizer.decode(ids))`). `<unk>` pieces count as 1 character (the covered span
-  is not recoverable from the ids); their number is reported in `extra["unk"]`.
+- Characters: those of the line with whitespace runs collapsed to one space and trimmed (what
+  SentencePiece's normaliser does to whitespace; other characters count as written, before NFKC).
+  For `scheme="sample"` they are attributed to pieces: a piece covers `len(piece)` characters with
+  each '▁' meta symbol counted as the space it stands for, except a leading '▁' of a sentence's first
+  piece (the dummy prefix); `<unk>` pieces (a run of unknown characters is one `<unk>`) share the
+  characters the other pieces leave; a remaining difference (NFKC, e.g. '…' -> '...') is spread in
+  proportion. So every sentence's pieces cover exactly its characters, and "each" counts them all.
+  The number of `<unk>` pieces is reported in `extra["unk"]`.
 - Sentences longer than `max_len - 2` subwords are cut into consecutive chunks, each scored with
   `<s> chunk </s>` as its only context. Empty lines (no subwords) are skipped and counted.
 
@@ -46,19 +49,33 @@ class BPCError(ValueError):
     """Unusable BPC input (names the language and line)."""
 
 
-def piece_chars(pieces: Sequence[str], *, unk_piece: str = "<unk>") -> np.ndarray:
+def text_chars(text: str) -> int:
+    """Characters of a line for BPC: whitespace runs count as one space, none at the ends."""
+    return len(" ".join(text.split()))
+
+
+def piece_chars(pieces: Sequence[str], *, unk_piece: str = "<unk>", text: str | None = None) -> np.ndarray:
     """Characters covered by each piece of one sentence (see module docstring).
 
     Args:
       pieces: the sentence's SentencePiece pieces, in order (no special tokens).
+      text: the sentence; if given, `<unk>` pieces share the characters the others leave and the
+        result sums to `text_chars(text)`.
 
     Returns:
-      int64 [n]; the sum equals the normalised text length when no piece is `<unk>`.
+      float64 [n]: the surface length of each piece (`<unk>` = 1 without `text`).
     """
-    out = np.array([1 if p == unk_piece else len(p) for p in pieces], np.int64)
+    unk = np.array([p == unk_piece for p in pieces], bool)
+    out = np.array([1 if u else len(p) for p, u in zip(pieces, unk)], np.float64)
     if len(pieces) and pieces[0].startswith(META):
         out[0] -= 1
-    return out
+    if text is None or not len(pieces):
+        return out
+    n = text_chars(text)
+    if unk.any():
+        out[unk] = max(n - out[~unk].sum(), 0.0) / unk.sum()
+    total = out.sum()
+    return out * (n / total) if total > 0 else np.full(len(pieces), n / len(pieces))
 
 
 def _bucket(n: int, max_len: int) -> int:
@@ -77,7 +94,7 @@ def masked_copies(tokenizer, lines: Sequence[str], *, scheme: str = "each", mask
 
     Returns:
       (rows, stats): rows is a list of `(ids int32 [n+2], positions int32 [k], gold int32 [k],
-      chars int)` per masked copy (ids already hold `<mask>` at the positions); stats has
+      chars float)` per masked copy (ids already hold `<mask>` at the positions); stats has
       `sentences`, `skipped_empty`, `unk`, `subwords`.
     """
     if scheme not in SCHEMES:
@@ -101,7 +118,7 @@ def masked_copies(tokenizer, lines: Sequence[str], *, scheme: str = "each", mask
         stats["subwords"] += int(ids.size)
         stats["unk"] += int((ids == tokenizer.unk_id).sum())
         chars = piece_chars([tokenizer.id_to_piece(int(i)) for i in ids],
-                            unk_piece=tokenizer.id_to_piece(tokenizer.unk_id))
+                            unk_piece=tokenizer.id_to_piece(tokenizer.unk_id), text=text)
         for c0 in range(0, ids.size, chunk):
             cid, cch = ids[c0:c0 + chunk], chars[c0:c0 + chunk]
             base = np.concatenate([[tokenizer.bos_id], cid, [tokenizer.eos_id]]).astype(np.int32)
@@ -113,7 +130,7 @@ def masked_copies(tokenizer, lines: Sequence[str], *, scheme: str = "each", mask
             for p in picks:
                 row = base.copy()
                 row[p + 1] = tokenizer.mask_id
-                rows.append((row, (p + 1).astype(np.int32), cid[p].astype(np.int32), int(cch[p].sum())))
+                rows.append((row, (p + 1).astype(np.int32), cid[p].astype(np.int32), float(cch[p].sum())))
     return rows, stats
 
 
@@ -192,7 +209,7 @@ def bpc_rows(encoder, tokenizer, lines_by_lang: dict[str, list[str]], *, scheme:
     max_len = min(max_len, cfg.max_seq_len)
     if tokenizer.vocab_size > cfg.vocab_size:
         raise BPCError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {cfg.vocab_size}")
-    params = jax.device_put(encoder.params)  # once: numpy params would be copied on every call
+    params = encoder.device_params()
     out = []
     for lang, lines in lines_by_lang.items():
         rows, stats = masked_copies(tokenizer, lines, scheme=scheme, mask_rate=mask_rate, seed=seed,
@@ -206,7 +223,9 @@ def bpc_rows(encoder, tokenizer, lines_by_lang: dict[str, list[str]], *, scheme:
                                           full_logits=full_logits), w))
         bits = float(sum((np.asarray(b, np.float64) * w).sum() for b, w in pending))
         n = int(sum(r[1].size for r in rows))
-        chars = int(sum(r[3] for r in rows))
+        chars = float(sum(r[3] for r in rows))
+        if scheme == "each":  # exactly the text's characters (the per-piece shares add up to them)
+            chars = float(round(chars))
         if chars == 0:
             raise BPCError(f"{lang}: the masked subwords cover no characters")
         extra = {"bits": bits, "chars": chars, "scheme": scheme, "max_len": max_len, **stats}

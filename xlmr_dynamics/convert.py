@@ -464,10 +464,17 @@ def load_converted(path: str | Path) -> Encoder:
     import orbax.checkpoint as ocp
 
     path = Path(path).absolute()
-    info = json.loads((path / "config.json").read_text())
+    where = path / "config.json"
+    try:
+        info = json.loads(where.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{where}: cannot read ({e})") from e
     if info.get("version") != CONVERTED_VERSION:
-        raise CheckpointError(f"{path / 'config.json'}: unsupported converted version {info.get('version')}")
-    cfg = XLMRConfig.from_dict(info["config"])
+        raise CheckpointError(f"{where}: unsupported converted version {info.get('version')}")
+    try:
+        cfg = XLMRConfig.from_dict(info["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: bad model config ({type(e).__name__}: {e})") from e
     meta = info.get("metadata", {})
     abstract = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
     if not meta.get("has_mlm_head", True):

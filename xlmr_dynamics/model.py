@@ -26,6 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Params = Any
 
@@ -321,21 +322,49 @@ class Encoder:
         self.config = config
         self.params = params
         self.metadata = dict(metadata or {})
+        self._on_device = None
 
     @property
     def num_layers(self) -> int:
         return self.config.num_layers
 
+    def device_params(self) -> Params:
+        """`params` on the default device, put there once (loaders return numpy arrays, which a
+        jitted call would otherwise copy to the device on every call)."""
+        if self._on_device is None:
+            self._on_device = jax.device_put(self.params)
+        return self._on_device
+
+    def _check_inputs(self, input_ids, attention_mask) -> None:
+        """Shapes, length and (outside a trace) id range: out-of-range positions or ids would be
+        gathered as NaN, not raise."""
+        shape = np.shape(input_ids)
+        if len(shape) != 2 or np.shape(attention_mask) != shape:
+            raise ValueError(f"input_ids and attention_mask must both be [B, T], got {shape} and "
+                             f"{np.shape(attention_mask)}")
+        if shape[1] > self.config.max_seq_len:
+            raise ValueError(f"sequence length {shape[1]} exceeds the model's max_seq_len "
+                             f"{self.config.max_seq_len}")
+        if not isinstance(input_ids, jax.core.Tracer) and np.size(input_ids):
+            ids = np.asarray(input_ids)
+            if ids.min() < 0 or ids.max() >= self.config.vocab_size:
+                raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got "
+                                 f"[{ids.min()}, {ids.max()}]")
+
     def hidden_states(self, input_ids, attention_mask):
-        return hidden_states(self.params, input_ids, attention_mask, cfg=self.config)
+        """All hidden states, embedding output first: float32 [L+1, B, T, D]."""
+        self._check_inputs(input_ids, attention_mask)
+        return hidden_states(self.device_params(), input_ids, attention_mask, cfg=self.config)
 
     def mlm_logits(self, input_ids, attention_mask):
+        """Masked-LM logits, float32 [B, T, V]."""
         if self.metadata.get("has_mlm_head") is False:
             raise ValueError(
                 f"{self.metadata.get('source', 'this checkpoint')} has no MLM head (e.g. an HF "
                 "XLMRobertaModel); hidden_states works, mlm_logits needs XLMRobertaForMaskedLM weights"
             )
-        return mlm_logits(self.params, input_ids, attention_mask, cfg=self.config)
+        self._check_inputs(input_ids, attention_mask)
+        return mlm_logits(self.device_params(), input_ids, attention_mask, cfg=self.config)
 
     def with_dtype(self, dtype: str) -> "Encoder":
         return Encoder(self.config.replace(dtype=dtype), self.params, self.metadata)

@@ -76,6 +76,22 @@ def put_replicated(tree, mesh):
     return jax.device_put(tree, replicated(mesh))
 
 
+_SLURM_STEP = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID")
+
+
+def cluster_detected(env) -> bool:
+    """Whether `env` describes a multi-process job that `jax.distributed.initialize()` can set up
+    by itself: a TPU pod, a Slurm job step (`srun`) or an Open MPI launch, with more than one
+    process for the last two. An `salloc` shell (SLURM_JOB_ID only) or a 1-task step is not one."""
+    if "TPU_WORKER_HOSTNAMES" in env or "MEGASCALE_COORDINATOR_ADDRESS" in env:
+        return True
+    if all(k in env for k in _SLURM_STEP):
+        return int(env["SLURM_NTASKS"]) > 1
+    if "OMPI_MCA_orte_hnp_uri" in env:
+        return int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+    return False
+
+
 def init_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                      process_id: int | None = None, local_device_ids=None) -> None:
     """Initialise multi-process JAX once, before any computation.
@@ -90,9 +106,7 @@ def init_distributed(coordinator_address: str | None = None, num_processes: int 
     if process_id is None and os.environ.get("JAX_PROCESS_ID"):
         process_id = int(os.environ["JAX_PROCESS_ID"])
     explicit = coordinator_address is not None
-    cluster = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES",
-                                            "MEGASCALE_COORDINATOR_ADDRESS"))
-    if not explicit and not cluster:
+    if not explicit and not cluster_detected(os.environ):
         return
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id, local_device_ids=local_device_ids)
