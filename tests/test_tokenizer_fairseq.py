@@ -74,3 +74,12 @@ def test_hf_directory_and_errors(spm_dir, tmp_path):
     (tmp_path / "bad.model").write_bytes(b"not a model")
     with pytest.raises(TokenizerError, match="bad.model"):
         load_tokenizer(tmp_path / "bad.model")
+
+
+def test_train_sentencepiece_says_when_the_vocabulary_is_too_small(tmp_path):
+    rng = random.Random(0)
+    lines = ["".join(chr(0x4E00 + rng.randrange(400)) for _ in range(12)) for _ in range(300)]
+    with pytest.raises(TokenizerError, match=r"vocab_size=60 is too small .* character_coverage=0.98"):
+        train_sentencepiece(lines, tmp_path, 60)
+    with pytest.raises(TokenizerError, match=r"character_coverage must be in \[0.98, 1\]"):
+        train_sentencepiece(lines, tmp_path, 60, character_coverage=0.9)

@@ -154,10 +154,15 @@ def train_sentencepiece(lines: Iterable[str], out_dir: str | Path, vocab_size: i
         raise TokenizerError("train_sentencepiece: no non-empty lines")
     order = np.random.default_rng(seed).permutation(len(data))[:max_lines]
     sample = [data[i] for i in order]
-    # Many scripts + a small vocabulary: lower the character coverage until the alphabet fits.
-    for coverage in sorted({character_coverage, 0.995, 0.99, 0.98, 0.95}, reverse=True):
-        if coverage > character_coverage:
-            continue
+    # Many scripts + a small vocabulary: lower the character coverage until the alphabet fits
+    # (SentencePiece's unigram trainer accepts no coverage below 0.98).
+    coverages = [c for c in sorted({character_coverage, 0.995, 0.99, 0.98}, reverse=True)
+                 if 0.98 <= c <= character_coverage]
+    if not coverages:
+        raise TokenizerError(f"train_sentencepiece: character_coverage must be in [0.98, 1], "
+                             f"got {character_coverage}")
+    first_error = None
+    for coverage in coverages:
         try:
             spm.SentencePieceTrainer.Train(
                 sentence_iterator=iter(sample),
@@ -173,8 +178,12 @@ def train_sentencepiece(lines: Iterable[str], out_dir: str | Path, vocab_size: i
             )
             break
         except RuntimeError as e:
-            if "required_chars" not in str(e) or coverage == 0.95:
-                raise TokenizerError(f"train_sentencepiece: {e}") from e
+            first_error = first_error or e
+            if "required_chars" not in str(e) or coverage == coverages[-1]:
+                raise TokenizerError(f"train_sentencepiece: vocab_size={vocab_size} is too small for "
+                                     f"these lines' characters even at character_coverage="
+                                     f"{coverage}: {first_error}" if "required_chars" in str(e)
+                                     else f"train_sentencepiece: {e}") from e
     sp = spm.SentencePieceProcessor()
     sp.Load(str(out / SPM_FILE))
     tmp = out / "dict.txt.tmp"
