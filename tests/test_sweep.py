@@ -324,3 +324,13 @@ def test_params_hash_is_stable_across_saves_and_sees_changes(series, tmp_path):
     changed["lm_head"]["bias"] = np.asarray(changed["lm_head"]["bias"]).copy()
     changed["lm_head"]["bias"][0] += 1e-3
     assert params_hash(M.Encoder(enc.config, changed)) != params_hash(enc)
+
+
+def test_inputs_cut_to_the_model_length_are_logged(caplog):
+    from xlmr_dynamics.sweep import _log_cuts
+
+    with caplog.at_level("WARNING", logger="xlmr_dynamics.sweep"):
+        _log_cuts(("xnli", "en", "test"), {"pairs": 50, "truncated_pairs": 3}, ("truncated_pairs",))
+        _log_cuts(("ud", "en", "test"), {"sentences": 9, "truncated_words": 0}, ("truncated_words",))
+    assert "xnli/en/test" in caplog.text and "'truncated_pairs': 3" in caplog.text and "'pairs': 50" in caplog.text
+    assert "ud/en/test" not in caplog.text

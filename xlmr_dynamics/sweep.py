@@ -109,6 +109,14 @@ def params_hash(encoder: M.Encoder) -> str:
     return h.hexdigest()[:16]
 
 
+def _log_cuts(key: tuple, stats: dict, fields: tuple[str, ...]) -> None:
+    """Logs (to the sweep log) how many inputs of a dataset did not fit the model's length."""
+    cut = {f: stats[f] for f in fields if stats.get(f)}
+    if cut:
+        log.warning("%s: inputs longer than the model's max length: %s (of %s)", "/".join(key), cut,
+                    {k: v for k, v in stats.items() if k in ("sentences", "words", "pairs")})
+
+
 def sweep_config_hash(cfg) -> str:
     """Hash of everything that changes results (not paths of outputs, report or process settings)."""
     d = cfg.to_dict()
@@ -201,6 +209,7 @@ class SweepData:
                 if cap:
                     sents = sents[:cap]
                 enc = self.D.encode_words(self.tok, [s.tokens for s in sents], max_len=self.max_len)
+                _log_cuts(key, enc.stats, ("truncated_words", "long_sentences"))
                 self._cache[key] = (sents, self._batches(enc), enc.num_words)
             else:
                 self._cache[key] = None
@@ -215,6 +224,7 @@ class SweepData:
             if cap:
                 exs = exs[:cap]
             enc = self.D.encode_pairs(self.tok, [(e.premise, e.hypothesis) for e in exs], max_len=self.max_len)
+            _log_cuts(key, enc.stats, ("truncated_pairs",))
             self._cache[key] = (exs, self._batches(enc), enc.num_words)
         return self._cache[key]
 
