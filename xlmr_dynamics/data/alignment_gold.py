@@ -2,9 +2,11 @@
 
 Owns: `AlignmentSet`, `load_alignment` (the 0-based `i-j`/`ipj` layout of SimAlign/awesome-align:
 `en.txt`, `<xx>.txt`, `gold.en-<xx>.txt`), and readers for the original 1-based formats: talp/lilt
-(`i-j`/`ipj` per line, `read_talp`), WPT/Mihalcea (`sent i j [S|P]` lines, `read_wpt`) and
-`src ||| tgt` text files (`read_pipe_text`). `possible` always includes `sure` (AER convention).
-Links past a sentence end and mismatched line counts raise `DataError` naming file and line.
+(`i-j`/`ipj` per line, `read_talp`), WPT/Mihalcea (`sent i j [S|P] [confidence]` lines, `read_wpt`;
+NULL links, index 0 of the 1-based file, are dropped) and `src ||| tgt` text files (`read_pipe_text`).
+`possible` always includes `sure` (AER convention). Links past a sentence end or below 0, non-integer
+indices and mismatched line counts raise `DataError` naming file and line. Lines end at "\n" only
+(`lines.read_lines`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from xlmr_dynamics.data.ud import DataError
+from xlmr_dynamics.data.lines import DataError, read_lines
 
 _LINK = re.compile(r"^(\d+)([-p])(\d+)$")
 
@@ -34,7 +36,7 @@ class AlignmentSet:
 
 
 def _read_tokens(path: Path) -> list[list[str]]:
-    return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line.split() for line in read_lines(path)]
 
 
 def read_talp(path: str | Path, *, one_based: bool = True, swap: bool = False):
@@ -42,7 +44,7 @@ def read_talp(path: str | Path, *, one_based: bool = True, swap: bool = False):
     path = Path(path)
     sure, poss = [], []
     off = 1 if one_based else 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         s, p = set(), set()
         for tok in line.split():
             m = _LINK.match(tok)
@@ -59,29 +61,47 @@ def read_talp(path: str | Path, *, one_based: bool = True, swap: bool = False):
 
 
 def read_wpt(path: str | Path, sentence_ids: list[str], *, one_based: bool = True, swap: bool = False):
-    """`sent i j [S|P]` lines (WPT / Mareček); sentence_ids gives the id of each text line."""
+    """`sent i j [S|P] [confidence]` lines (WPT / Mareček); sentence_ids gives the id of each text line.
+
+    A missing S/P means S; a confidence must be a number and is otherwise ignored. With `one_based`,
+    index 0 is WPT's NULL word: links to it are dropped.
+    """
     path = Path(path)
     index = {sid: k for k, sid in enumerate(sentence_ids)}
     sure = [set() for _ in sentence_ids]
     poss = [set() for _ in sentence_ids]
     off = 1 if one_based else 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         cols = line.split()
         if not cols:
             continue
-        if len(cols) not in (3, 4) or cols[0] not in index:
-            raise DataError(f"{path}:{lineno}: expected 'sent i j [S|P]' with a known sentence id")
-        k, i, j = index[cols[0]], int(cols[1]) - off, int(cols[2]) - off
-        link = (j, i) if swap else (i, j)
-        kind = cols[3] if len(cols) == 4 else "S"
-        (sure[k] if kind == "S" else poss[k]).add(link)
+        where = f"{path}:{lineno}"
+        if not 3 <= len(cols) <= 5 or cols[0] not in index:
+            raise DataError(f"{where}: expected 'sent i j [S|P] [confidence]' with a known sentence id")
+        rest = cols[3:]
+        kind = rest.pop(0) if rest and rest[0] in ("S", "P") else "S"
+        try:
+            i, j = int(cols[1]), int(cols[2])
+            if len(rest) > 1:
+                raise ValueError
+            for conf in rest:
+                float(conf)
+        except ValueError:
+            raise DataError(f"{where}: expected 'sent i j [S|P] [confidence]' with integer i, j, "
+                            f"found {line.strip()!r}") from None
+        if i < 0 or j < 0:
+            raise DataError(f"{where}: negative word index in {line.strip()!r}")
+        if one_based and (i == 0 or j == 0):
+            continue  # a link to the NULL word
+        link = (j - off, i - off) if swap else (i - off, j - off)
+        (sure[index[cols[0]]] if kind == "S" else poss[index[cols[0]]]).add(link)
     return sure, [p | s for s, p in zip(sure, poss)]
 
 
 def read_pipe_text(path: str | Path, *, swap: bool = False):
     """`src ||| tgt` lines -> (src tokens, tgt tokens)."""
     src, tgt = [], []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         if "|||" not in line:
             raise DataError(f"{path}:{lineno}: expected 'src ||| tgt'")
         a, b = line.split("|||", 1)
@@ -96,6 +116,8 @@ def validate_alignment(gold: AlignmentSet, where: str) -> AlignmentSet:
                         f"gold {len(gold.sure)})")
     for k, (s, t, links) in enumerate(zip(gold.src, gold.tgt, gold.possible)):
         for i, j in links:
+            if i < 0 or j < 0:
+                raise DataError(f"{where}: line {k + 1}: link {i}-{j} has a negative index")
             if i >= len(s) or j >= len(t):
                 raise DataError(f"{where}: line {k + 1}: link {i}-{j} points past the sentence "
                                 f"({len(s)} source, {len(t)} target words)")

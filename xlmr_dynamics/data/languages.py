@@ -16,7 +16,7 @@ ISO3 = {
     "fy": "fry", "ga": "gle", "gd": "gla", "gl": "glg", "gu": "guj", "ha": "hau", "he": "heb", "hi": "hin",
     "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita", "ja": "jpn", "jv": "jav",
     "ka": "kat", "kk": "kaz", "km": "khm", "kn": "kan", "ko": "kor", "ku": "kur", "ky": "kir", "la": "lat",
-    "lo": "lao", "lt": "lit", "lv": "lav", "mg": "mlg", "mk": "mkd", "ml": "mal", "mn": "mon", "mr": "mar",
+    "lo": "lao", "lt": "lit", "lv": "lvs", "mg": "mlg", "mk": "mkd", "ml": "mal", "mn": "mon", "mr": "mar",
     "ms": "zsm", "my": "mya", "ne": "nep", "nl": "nld", "no": "nob", "om": "orm", "or": "ori", "pa": "pan",
     "pl": "pol", "ps": "pus", "pt": "por", "ro": "ron", "ru": "rus", "sa": "san", "sd": "snd", "si": "sin",
     "sk": "slk", "sl": "slv", "so": "som", "sq": "sqi", "sr": "srp", "su": "sun", "sv": "swe", "sw": "swh",

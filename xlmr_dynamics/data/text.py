@@ -1,6 +1,7 @@
 """Raw text for bits-per-character: one sentence per line, per language.
 
-Owns: `load_text` (blank lines skipped and counted in `.skipped_blank`), `find_text_file`.
+Owns: `load_text` (blank lines skipped and counted in `.skipped_blank`), `find_text_file`. Lines end at
+"\n" only, a leading byte-order mark is dropped (`lines.read_lines`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xlmr_dynamics.data.languages import ISO3
-from xlmr_dynamics.data.ud import DataError
+from xlmr_dynamics.data.lines import DataError, read_lines
 
 
 class TextLines(list):
@@ -21,10 +22,7 @@ class TextLines(list):
 
 def load_text(path: str | Path) -> TextLines:
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read text ({e})") from e
+    raw = read_lines(path)
     lines = [ln.strip() for ln in raw]
     kept = [ln for ln in lines if ln]
     if not kept:

@@ -6,7 +6,10 @@ stock `universal_dependencies/en_ewt`, read with `tfds.data_source`). TensorFlow
 ArrayRecord + data_source only (stack-notes section 4).
 
 The stock builder keeps multiword-token ranges and empty nodes (upos '_', head 'None'); the reader
-drops every position whose head is not an integer, which removes exactly those.
+drops every position whose head is not an integer, which removes exactly those. `LocalUD` writes
+examples in file order (shuffling disabled), so sentence caps pick the same sentences as the `.conllu`
+route. "dev" and "validation" name the same split: the reader asks for whichever the builder has
+(the stock `universal_dependencies` builder says "dev").
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.dataset_builders.conll import conllu_dataset_builder as _conllu
 from tensorflow_datasets.core.dataset_builders.conll import conllu_dataset_builder_utils as _utils
 
-from xlmr_dynamics.data.ud import _DEPREL_ID, _UPOS_ID, DataError, Sentence, SentenceList
+from xlmr_dynamics.data.ud import _DEPREL_ID, _UPOS_ID, DataError, Sentence, SentenceList, _is_int
 
 
 def _integer_words_only(sentence, *args, **kwargs):
@@ -29,7 +32,8 @@ def _integer_words_only(sentence, *args, **kwargs):
 class LocalUD(tfds.dataset_builders.ConllUDatasetBuilder):
     """UD from local files: `LocalUD(files={"train": path, ...}, data_dir=..., file_format="array_record")`."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "Examples in file order (shuffling disabled).", "1.0.0": "Initial release."}
     BUILDER_CONFIGS = [tfds.dataset_builders.ConllUBuilderConfig(
         name="ud", features=_utils.UNIVERSAL_DEPENDENCIES_FEATURES, language="multi")]
 
@@ -38,7 +42,10 @@ class LocalUD(tfds.dataset_builders.ConllUDatasetBuilder):
         super().__init__(**kwargs)
 
     def _info(self):
-        return self.create_dataset_info()
+        # disable_shuffling: examples stay in file order. DatasetInfo directly (not dataset_info_from_configs):
+        # no README/CITATIONS lookup next to the class's source, which also lets scripts subclass it.
+        return tfds.core.DatasetInfo(builder=self, features=self.builder_config.features_dict,
+                                     disable_shuffling=True)
 
     def _split_generators(self, dl_manager):
         del dl_manager
@@ -57,12 +64,29 @@ def _text(x) -> str:
     return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
+_DEV_NAMES = ("dev", "validation")
+
+
+def _split_name(name: str, split: str, data_dir) -> str:
+    """`split`, or its dev/validation twin if the builder has only that one (per `builder.info.splits`)."""
+    if split not in _DEV_NAMES:
+        return split
+    try:
+        have = set(tfds.builder(name, data_dir=data_dir).info.splits.keys())
+    except Exception:  # unknown or unprepared dataset: data_source reports it below
+        return split
+    if split in have:
+        return split
+    return next((s for s in _DEV_NAMES if s in have), split)
+
+
 def load_tfds_ud(name: str, split: str, *, data_dir=None, strip_subtypes: bool = True, lang: str | None = None
                  ) -> SentenceList:
     """UD sentences from a TFDS dataset (ArrayRecord) via `tfds.data_source`."""
-    tsplit = {"dev": "validation"}.get(split, split) if not name.startswith("local_ud") else split
+    data_dir = None if data_dir is None else str(data_dir)
+    tsplit = _split_name(name, split, data_dir)
     try:
-        source = tfds.data_source(name, split=tsplit, data_dir=None if data_dir is None else str(data_dir))
+        source = tfds.data_source(name, split=tsplit, data_dir=data_dir)
     except Exception as e:  # tfds raises many types for unknown names / unprepared data
         raise DataError(f"tfds:{name}: cannot open split {tsplit!r} ({type(e).__name__}: {e})") from e
     upos_names = _utils.UPOS
@@ -70,7 +94,7 @@ def load_tfds_ud(name: str, split: str, *, data_dir=None, strip_subtypes: bool =
     for k in range(len(source)):
         ex = source[k]
         heads = [_text(h) for h in ex["head"]]
-        keep = [i for i, h in enumerate(heads) if h.isdigit()]
+        keep = [i for i, h in enumerate(heads) if _is_int(h)]
         tokens = [_text(ex["tokens"][i]) for i in keep]
         upos = [_UPOS_ID.get(upos_names[int(ex["upos"][i])], -1) for i in keep]
         rels = [_text(ex["deprel"][i]) for i in keep]

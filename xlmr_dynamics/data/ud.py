@@ -1,12 +1,14 @@
 """Universal Dependencies: a validating CoNLL-U reader, treebank lookup, and TFDS sources.
 
-Owns: `Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_ud`, `find_ud_file`, `find_and_load_ud`, `DataError`.
+Owns: `Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_ud`, `find_ud_file`, `find_and_load_ud` (`DataError`
+is defined in `lines.py` and re-exported here).
 
 Words are the integer-id lines: multiword-token ranges (`2-3`) and empty nodes (`4.1`) are dropped;
 heads refer to integer ids, so they stay consistent. Validation (strict: raise `DataError` naming
 file:line; lenient: skip the sentence and count the reason in `.skipped`): wrong column count,
 non-integer or out-of-sequence ids, head out of range or not an integer, unknown UPOS, unknown
-relation, empty file. Nothing is dropped silently.
+relation, empty file. Nothing is dropped silently. IDs and heads are ASCII digits only. Files may
+start with a byte-order mark; lines end at "\n" only (see `lines.py`).
 
 Sources: a `.conllu` file; a treebank directory + split; a release tree + `treebank=`; or a TFDS
 name `tfds:<name>/<config>` read with `tfds.data_source` from ArrayRecord files (no TensorFlow):
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from xlmr_dynamics.data.languages import DEFAULT_TREEBANKS
+from xlmr_dynamics.data.lines import DataError, read_lines
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
              "PUNCT", "SCONJ", "SYM", "VERB", "X")
@@ -33,8 +36,9 @@ _UPOS_ID = {t: i for i, t in enumerate(UPOS_TAGS)}
 _DEPREL_ID = {t: i for i, t in enumerate(DEPRELS)}
 
 
-class DataError(ValueError):
-    """Malformed or missing data; the message names the file and line (or key)."""
+def _is_int(s: str) -> bool:
+    """A non-negative integer in ASCII digits (`str.isdigit` also accepts '²', which `int` rejects)."""
+    return s.isascii() and s.isdigit()
 
 
 @dataclasses.dataclass
@@ -94,16 +98,16 @@ def _parse_block(lines, path: Path, strip_subtypes: bool, lang: str):
         tid = cols[0]
         if "-" in tid or "." in tid:
             a, _, b = tid.replace(".", "-").partition("-")
-            if not (a.isdigit() and b.isdigit()):
+            if not (_is_int(a) and _is_int(b)):
                 raise DataError(f"{where}: non-integer id {tid!r}")
             continue  # multiword-token range or empty node
-        if not tid.isdigit():
+        if not _is_int(tid):
             raise DataError(f"{where}: non-integer id {tid!r}")
         if int(tid) != len(tokens) + 1:
             raise DataError(f"{where}: id {tid} out of sequence (expected {len(tokens) + 1})")
         if cols[3] not in _UPOS_ID:
             raise DataError(f"{where}: unknown UPOS {cols[3]!r}")
-        if not cols[6].isdigit():
+        if not _is_int(cols[6]):
             raise DataError(f"{where}: head {cols[6]!r} is not an integer")
         rel = cols[7]
         base = rel.split(":", 1)[0]
@@ -129,12 +133,7 @@ def read_conllu(path: str | Path, *, strict: bool = True, strip_subtypes: bool =
                 ) -> SentenceList:
     """Read and validate one CoNLL-U file (see module docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from e
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 ({e})") from e
+    lines = read_lines(path)
     lang = lang if lang is not None else _lang_from_path(path)
     out = SentenceList(source=str(path))
     block: list[tuple[int, str]] = []
@@ -154,9 +153,9 @@ def read_conllu(path: str | Path, *, strict: bool = True, strip_subtypes: bool =
             out.skipped[" ".join(reason)] += 1
         block.clear()
 
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if line.strip():
-            block.append((lineno, line.rstrip("\r\n")))
+            block.append((lineno, line))
         else:
             flush()
     flush()
@@ -174,15 +173,18 @@ def _split_file(tb_dir: Path, split: str, lang: str | None = None) -> Path | Non
 def find_ud_file(root: str | Path, lang: str, split: str, *, treebank: str | None = None) -> Path | None:
     """The `.conllu` file of `lang`'s treebank and split under a UD release tree, or None.
 
-    Uses `treebank` if given, else the registry default, else any `UD_*/<lang>_*-ud-<split>.conllu`
-    (sorted, first), one level deep only.
+    With `treebank`, looks in `root/treebank` only (None if that directory or split is absent; no
+    fallback to another treebank). Else the registry default, else any
+    `UD_*/<lang>_*-ud-<split>.conllu` (sorted, first), one level deep only.
     """
     root = Path(root)
-    for tb in ([treebank] if treebank else []) + [DEFAULT_TREEBANKS.get(lang)]:
-        if tb and (root / tb).is_dir():
-            f = _split_file(root / tb, split)
-            if f is not None or treebank:
-                return f
+    if treebank:
+        return _split_file(root / treebank, split) if (root / treebank).is_dir() else None
+    tb = DEFAULT_TREEBANKS.get(lang)
+    if tb and (root / tb).is_dir():
+        f = _split_file(root / tb, split)
+        if f is not None:
+            return f
     found = sorted(root.glob(f"UD_*/{lang}_*-ud-{split}.conllu"))
     return found[0] if found else None
 

@@ -10,15 +10,18 @@ Layouts read by `load_xnli(source, lang, split)`:
 - MultiNLI / GLUE train files for English (`multinli_1.0_train.txt`, `train.tsv`: header with
   sentence1, sentence2 and gold_label or label);
 - `tfds:xnli` through `tfds.data_source` (ArrayRecord, no TensorFlow).
+`source` may also name one such file (`dev-en.tsv`-style names are read without a header).
+`xnli_available` uses the same lookup as `load_xnli`. Rows lacking a needed field raise `DataError`
+naming file:line; lines end at "\n" only (`lines.read_lines`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import re
 from pathlib import Path
 
-from xlmr_dynamics.data.ud import DataError
+from xlmr_dynamics.data.lines import DataError, read_lines
 
 XNLI_LABELS = ("entailment", "neutral", "contradiction")
 _LABEL_ID = {"entailment": 0, "neutral": 1, "contradiction": 2, "contradictory": 2}
@@ -42,72 +45,90 @@ def _label(text: str, where: str) -> int:
 
 def _read_plain(path: Path) -> list[NLIExample]:
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            cols = line.split("\t")
-            if len(cols) != 3:
-                raise DataError(f"{path}:{lineno}: expected premise<TAB>hypothesis<TAB>label, found {len(cols)} columns")
-            out.append(NLIExample(cols[0], cols[1], _label(cols[2], f"{path}:{lineno}")))
+    for lineno, line in enumerate(read_lines(path), 1):
+        if not line:
+            continue
+        cols = line.split("\t")
+        if len(cols) != 3:
+            raise DataError(f"{path}:{lineno}: expected premise<TAB>hypothesis<TAB>label, found {len(cols)} columns")
+        out.append(NLIExample(cols[0], cols[1], _label(cols[2], f"{path}:{lineno}")))
     if not out:
         raise DataError(f"{path}: empty file")
     return out
 
 
 def _read_header_tsv(path: Path, lang: str | None) -> list[NLIExample]:
+    """A TSV with a header row (fields split on tabs only, no quoting); `lang` filters on `language`."""
+    lines = read_lines(path)
+    cols = lines[0].split("\t") if lines else []
+    label_col = "gold_label" if "gold_label" in cols else "label"
+    for k in ("sentence1", "sentence2", label_col):
+        if k not in cols:
+            raise DataError(f"{path}:1: header lacks column {k!r} (has {cols})")
+    need = {k: cols.index(k) for k in ("sentence1", "sentence2", label_col)}
+    lang_at = cols.index("language") if lang is not None and "language" in cols else None
+    if lang_at is not None:
+        need["language"] = lang_at
+    width = max(need.values()) + 1
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        cols = reader.fieldnames or []
-        label_col = "gold_label" if "gold_label" in cols else "label"
-        for k in ("sentence1", "sentence2", label_col):
-            if k not in cols:
-                raise DataError(f"{path}:1: header lacks column {k!r} (has {cols})")
-        for lineno, row in enumerate(reader, 2):
-            if lang is not None and "language" in row and row["language"] != lang:
-                continue
-            if row[label_col] in ("-", ""):  # MultiNLI pairs without a gold label
-                continue
-            out.append(NLIExample(row["sentence1"], row["sentence2"], _label(row[label_col], f"{path}:{lineno}")))
+    for lineno, line in enumerate(lines[1:], 2):
+        if not line:
+            continue
+        row = line.split("\t")
+        if len(row) < width:
+            missing = [k for k, i in need.items() if i >= len(row)]
+            raise DataError(f"{path}:{lineno}: {len(row)} fields, missing {', '.join(missing)} "
+                            f"(header has {len(cols)} columns)")
+        if lang_at is not None and row[lang_at] != lang:
+            continue
+        label = row[need[label_col]]
+        if label in ("-", ""):  # MultiNLI pairs without a gold label
+            continue
+        out.append(NLIExample(row[need["sentence1"]], row[need["sentence2"]], _label(label, f"{path}:{lineno}")))
     return out
 
 
-def _plain_file(root: Path, lang: str, split: str) -> Path | None:
-    for s in _SPLIT_ALIASES.get(split, (split,)):
-        p = root / f"{s}-{lang}.tsv"
-        if p.exists():
-            return p
+_PLAIN_NAME = re.compile(r"^(train|dev|validation|test)-[A-Za-z_-]+\.tsv$")
+
+
+def _find_xnli(source, lang: str, split: str) -> tuple[Path, str | None, bool] | None:
+    """The one lookup behind `load_xnli` and `xnli_available`: (file, language filter, has header) or None."""
+    root = Path(source)
+    if root.is_file():
+        if _PLAIN_NAME.match(root.name):
+            return root, None, False
+        return root, (lang if root.name.startswith("xnli.") else None), True
+    aliases = _SPLIT_ALIASES.get(split, (split,))
+    for s in aliases:
+        if (root / f"{s}-{lang}.tsv").is_file():
+            return root / f"{s}-{lang}.tsv", None, False
+    for s in aliases:
+        if (root / f"xnli.{s}.tsv").is_file():
+            return root / f"xnli.{s}.tsv", lang, True
+    if lang == "en" and split == "train":
+        for name in ("multinli_1.0_train.txt", "train.tsv"):
+            if (root / name).is_file():
+                return root / name, None, True
     return None
 
 
 def xnli_available(source, lang: str, split: str) -> bool:
-    root = Path(source)
-    if _plain_file(root, lang, split) is not None:
-        return True
-    return any((root / f"xnli.{s}.tsv").exists() for s in _SPLIT_ALIASES.get(split, (split,)))
+    """Whether `load_xnli(source, lang, split)` finds a file (same lookup; TFDS names: False)."""
+    if isinstance(source, str) and source.startswith("tfds:"):
+        return False
+    return _find_xnli(source, lang, split) is not None
 
 
 def load_xnli(source, lang: str, split: str, *, data_dir: str | None = None) -> list[NLIExample]:
     """Examples of one language and split (see the module docstring for the layouts)."""
     if isinstance(source, str) and source.startswith("tfds:"):
         return _load_tfds(source[5:], lang, split, data_dir)
-    root = Path(source)
-    if root.is_file():
-        return _read_header_tsv(root, lang if root.name.startswith("xnli.") else None)
-    p = _plain_file(root, lang, split)
-    if p is not None:
-        return _read_plain(p)
-    for s in _SPLIT_ALIASES.get(split, (split,)):
-        if (root / f"xnli.{s}.tsv").exists():
-            return _read_header_tsv(root / f"xnli.{s}.tsv", lang)
-    if lang == "en" and split == "train":
-        for name in ("multinli_1.0_train.txt", "train.tsv"):
-            if (root / name).exists():
-                return _read_header_tsv(root / name, None)
-    raise DataError(f"{root}: no XNLI data for lang={lang!r} split={split!r} "
-                    f"(looked for {split}-{lang}.tsv, xnli.{split}.tsv, MultiNLI train files)")
+    found = _find_xnli(source, lang, split)
+    if found is None:
+        raise DataError(f"{source}: no XNLI data for lang={lang!r} split={split!r} "
+                        f"(looked for {split}-{lang}.tsv, xnli.{split}.tsv, MultiNLI train files)")
+    path, lang_filter, header = found
+    return _read_header_tsv(path, lang_filter) if header else _read_plain(path)
 
 
 def _load_tfds(name: str, lang: str, split: str, data_dir) -> list[NLIExample]:
