@@ -50,27 +50,40 @@ def ref_mutual(sim):
 
 
 def ref_itermax(sim, max_count=2, alpha=0.9):
-    links = ref_mutual(sim)
-    for _ in range(max_count):
-        rows = links.any(1)
-        cols = links.any(0)
-        w = np.empty(sim.shape)
-        for i in range(sim.shape[0]):
-            for j in range(sim.shape[1]):
-                free = (not rows[i]) + (not cols[j])
-                w[i, j] = {0: 0.0, 1: alpha, 2: 1.0}[free]
-        new = ref_mutual(sim * w)
-        new &= ~(rows[:, None] & cols[None, :])
-        if not (new & ~links).any():
+    """Plain NumPy transcription of SimAlign's `iter_max(sim_matrix, max_count, alpha_ratio)`."""
+    m, n = sim.shape
+    forward = np.eye(n)[sim.argmax(axis=1)]
+    backward = np.eye(m)[sim.argmax(axis=0)]
+    inter = forward * backward.T
+    if min(m, n) <= 2:
+        return inter > 0
+    count = 1
+    while count < max_count:
+        mask_x = 1.0 - np.tile(inter.sum(1)[:, None], (1, n)).clip(0.0, 1.0)
+        mask_y = 1.0 - np.tile(inter.sum(0)[None, :], (m, 1)).clip(0.0, 1.0)
+        mask = ((alpha * mask_x) + (alpha * mask_y)).clip(0.0, 1.0)
+        mask_zeros = 1.0 - ((1.0 - mask_x) * (1.0 - mask_y))
+        if mask_x.sum() < 1.0 or mask_y.sum() < 1.0:
+            mask *= 0.0
+            mask_zeros *= 0.0
+        new_sim = sim * mask
+        fwd = np.eye(n)[new_sim.argmax(axis=1)] * mask_zeros
+        bac = np.eye(m)[new_sim.argmax(axis=0)].T * mask_zeros
+        new_inter = fwd * bac
+        if np.array_equal(inter + new_inter, inter):
             break
-        links |= new
-    return links
+        inter = inter + new_inter
+        count += 1
+    return inter > 0
 
 
 def ref_distortion(m, n, ratio):
-    i = np.arange(m)[:, None] / max(m - 1, 1)
-    j = np.arange(n)[None, :] / max(n - 1, 1)
-    return 1 - ratio * (i - j) ** 2
+    """SimAlign's `apply_distortion` factor (multiplied into the similarity)."""
+    if m < 2 or n < 2 or ratio == 0.0:
+        return np.ones((m, n))
+    pos_x = np.tile(np.linspace(0, 1, n), (m, 1))
+    pos_y = np.tile(np.linspace(0, 1, m), (n, 1)).T
+    return 1.0 - ((pos_x - pos_y) ** 2) * ratio
 
 
 def _ragged(seed, k=9, d=6):
@@ -111,6 +124,64 @@ def test_itermax_adds_links_beyond_argmax():
         m, n = lens[0][b], lens[1][b]
         np.testing.assert_array_equal(im[0, b, :m, :n], ref_itermax(sim[0, b, :m, :n]))
         assert not im[0, b, m:].any() and not im[0, b, :, n:].any()
+
+
+@pytest.mark.parametrize("max_count,alpha", [(2, 0.9), (3, 0.9), (4, 0.6), (1, 0.9)])
+def test_itermax_equals_simalign_reference_padded(max_count, alpha):
+    """Batched, padded IterMax == SimAlign's iter_max on every pair (incl. 1xN, 2xN, saturation)."""
+    rng = np.random.default_rng(max_count)
+    n_pairs, s_pad, t_pad = 320, 8, 8
+    m = rng.integers(1, 9, n_pairs).astype(np.int32)
+    n = rng.integers(1, 9, n_pairs).astype(np.int32)
+    m[:40], n[:40] = 1, rng.integers(1, 9, 40)  # 1 x N
+    m[40:80], n[40:80] = 2, rng.integers(1, 9, 40)  # 2 x N
+    n[80:100] = 2  # M x 2
+    # padding entries hold large values: they must not win any argmax
+    sim = rng.uniform(size=(2, n_pairs, s_pad, t_pad)).astype(np.float32)
+    # ties: entries drawn from 3 values (equal values keep equal weights' ties in any precision)
+    sim[1, 100:140] = rng.choice(rng.uniform(size=3).astype(np.float32), size=(40, s_pad, t_pad))
+    for b in range(n_pairs):
+        sim[:, b, m[b]:, :] = 5.0
+        sim[:, b, :, n[b]:] = 5.0
+    got = np.asarray(A.itermax_align(sim, m, n, max_count=max_count, alpha=alpha))
+    n_extra = 0
+    for layer in range(2):
+        for b in range(n_pairs):
+            ref = ref_itermax(sim[layer, b, :m[b], :n[b]], max_count=max_count, alpha=alpha)
+            np.testing.assert_array_equal(got[layer, b, :m[b], :n[b]], ref, err_msg=f"{layer} {b} {m[b]}x{n[b]}")
+            assert not got[layer, b, m[b]:].any() and not got[layer, b, :, n[b]:].any()
+            n_extra += ref.sum() - ref_mutual(sim[layer, b, :m[b], :n[b]]).sum()
+    assert (n_extra > 0) == (max_count > 1)
+    # jitted through align_batch gives the same
+    if max_count == 2:
+        vec = rng.normal(size=(1, 4, 8, 5)).astype(np.float32)
+        vt = rng.normal(size=(1, 4, 6, 5)).astype(np.float32)
+        ml, nl = np.array([8, 3, 2, 1], np.int32), np.array([6, 6, 5, 4], np.int32)
+        out = np.asarray(A.align_batch(vec, vt, ml, nl, np.float32(0.0), method="itermax"))
+        for b in range(4):
+            sim_b = _ref_sim(vec[:, b, :ml[b]], vt[:, b, :nl[b]])[0]
+            np.testing.assert_array_equal(out[0, b, :ml[b], :nl[b]], ref_itermax(sim_b))
+
+
+def test_itermax_short_and_saturated_pairs_are_argmax():
+    # 2 x 4: SimAlign returns plain ArgMax even though two target words are free
+    sim = np.array([[0.9, 0.1, 0.8, 0.7], [0.1, 0.9, 0.7, 0.8]], np.float32)
+    got = np.asarray(A.itermax_align(sim[None, None], np.array([2]), np.array([4]), max_count=5))[0, 0]
+    np.testing.assert_array_equal(got, ref_mutual(sim))
+    # 3 x 5 with every source word aligned by ArgMax: saturated, nothing added
+    sim = np.eye(3, 5, dtype=np.float32) * 0.5 + 0.4
+    got = np.asarray(A.itermax_align(sim[None, None], np.array([3]), np.array([5]), max_count=5))[0, 0]
+    np.testing.assert_array_equal(got, np.eye(3, 5, dtype=bool))
+
+
+def test_distortion_matches_simalign():
+    for m, n in [(1, 1), (1, 3), (3, 1), (2, 2), (2, 5), (4, 3), (7, 6)]:
+        for ratio in (0.0, 0.5, 1.0):
+            got = np.asarray(A.distortion(np.array([m, 1, 8]), np.array([n, 8, 1]), 8, 8, ratio))
+            np.testing.assert_allclose(got[0, :m, :n], ref_distortion(m, n, ratio), rtol=1e-6)
+            np.testing.assert_array_equal(got[1:, :1, :1], 1.0)  # 1 x 8 and 8 x 1 pairs: no distortion
+    d = np.asarray(A.distortion(np.array([1]), np.array([3]), 1, 3, 0.5))[0]
+    np.testing.assert_array_equal(d, [[1.0, 1.0, 1.0]])
 
 
 def test_match_equals_brute_force():
@@ -184,12 +255,19 @@ def test_run_alignment_all_pairs_every_layer(tiny):
         gold = read_gold(DATA / "alignment" / f"en-{xx}", xx, limit=16)
         rows = A.run_alignment(enc, tok, gold, layers="all", method="argmax", pairs_per_batch=8)
         assert len(rows) == 4 * (enc.config.num_layers + 1)
+        # pairs longer than the tiny model's 128 positions are skipped (en-ro and en-hi have one each)
+        ml = enc.config.max_seq_len
+        st = [A._encode_sentences(tok, side, max_len=ml) for side in (gold.src, gold.tgt)]
+        kept = [k for k in range(16) if st[0][k][3] == st[1][k][3] == "ok"]
+        assert len(kept) == 16 - (xx in ("ro", "hi"))
         for layer in range(enc.config.num_layers + 1):
             got = {r["metric"]: r for r in rows if r["layer"] == layer}
             assert set(got) == set(A.METRICS)
-            assert all(0.0 <= r["value"] <= 1.0 and r["n"] == 16 and r["eval_lang"] == xx for r in got.values())
+            assert all(0.0 <= r["value"] <= 1.0 and r["n"] == len(kept) and r["eval_lang"] == xx
+                       for r in got.values())
+            assert got["f1"]["extra"]["skipped"]["too_long"] == 16 - len(kept)
             c = got["f1"]["extra"]["counts"]
-            assert c["sure"] == sum(len(s) for s in gold.sure) and c["pred"] > 0
+            assert c["sure"] == sum(len(gold.sure[k]) for k in kept) and c["pred"] > 0
             assert got["aer"]["value"] == pytest.approx(A.alignment_metrics(list(c.values()))["aer"])
 
 
@@ -220,6 +298,12 @@ def test_run_alignment_bad_input_counted_or_raised(tiny):
     assert rows[0]["n"] == 2 and rows[0]["extra"]["skipped"] == {"empty": 1, "unk": 1, "too_long": 0}
     long_ = SimpleNamespace(src=[["word"] * 40], tgt=[["mot"]], sure=[set()], possible=[set()])
     assert A.run_alignment(enc, tok, long_, max_len=16, layers=1)[0]["extra"]["skipped"]["too_long"] == 1
+    # max_len is capped at the model's position table (tiny: 128): the default 512 still skips it
+    over = SimpleNamespace(src=[["a"], ["word"] * 200], tgt=[["b"], ["mot"]], sure=[{(0, 0)}, set()],
+                           possible=[{(0, 0)}, set()])
+    assert sum(len(tok.encode(w)) for w in over.src[1]) + 2 > enc.config.max_seq_len
+    r = A.run_alignment(enc, tok, over, layers=1)[0]
+    assert r["n"] == 1 and r["extra"]["skipped"]["too_long"] == 1
     gold.sure[3] = {(0, 5)}
     with pytest.raises(A.AlignmentError, match="pair 3"):
         A.run_alignment(enc, tok, gold)

@@ -4,17 +4,22 @@ Owns: the pure array functions (`similarity`, `distortion`, `argmax_align`, `ite
 `match_align`), the metrics (`alignment_counts`, `alignment_metrics`: precision/recall/F1/AER against
 sure/possible gold links, Och & Ney 2003) and the driver `run_alignment`.
 
-Method (Jalili Sabet et al. 2020, "SimAlign", re-implemented from the paper's description; SimAlign's
-code is GPL-3.0 and was not used): each sentence is encoded on its own; word vectors are subword
-vectors (`pooling="subword"`: any aligned subword pair aligns the words) or the mean of a word's
-subword vectors (`pooling="mean"`); similarity is `(cos + 1) / 2`, optionally multiplied by the
-distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2`.
+Method (Jalili Sabet et al. 2020, "SimAlign"; the array functions reproduce the semantics of
+SimAlign's `simalign/simalign.py` exactly, re-implemented batched in JAX without copying its GPL-3.0
+code): each sentence is encoded on its own; word vectors are subword vectors (`pooling="subword"`: any
+aligned subword pair aligns the words) or the mean of a word's subword vectors (`pooling="mean"`);
+similarity is `(cos + 1) / 2`, optionally multiplied by the distortion prior
+`1 - ratio * (i/(m-1) - j/(n-1))^2` (as SimAlign's `apply_distortion`: none when a side has fewer
+than 2 units).
 - ArgMax: keep (i, j) when j is the argmax of row i and i the argmax of column j (mutual argmax).
-- IterMax: after ArgMax, run up to `max_count` extra rounds; in each, pairs whose two words are both
-  already aligned get weight 0, pairs with exactly one aligned word weight `alpha` (0.9), other pairs
-  weight 1; new mutual argmaxes of the reweighted matrix that involve at least one unaligned word are
-  added. A round that adds nothing ends the loop (later rounds would add nothing either, so the
-  batched version simply unrolls `max_count` rounds).
+- IterMax (SimAlign's `iter_max`): ArgMax, then at most `max_count - 1` further rounds (default
+  `max_count=2`: one round). In a round, pairs whose two words are both already aligned get weight 0,
+  other pairs `clip(alpha * [row free] + alpha * [col free], 0, 1)` (alpha 0.9: 0.9 with one free
+  word, 1 with two); new mutual argmaxes of the reweighted matrix that involve at least one unaligned
+  word are added. Pairs with `min(m, n) <= 2` get plain ArgMax; a round adds nothing once every
+  source or every target word is aligned (saturation); a round that adds nothing ends SimAlign's loop,
+  which the batched version reproduces by running the remaining rounds as no-ops (same state, same
+  result).
 - Match: maximum-weight bipartite matching (`scipy.optimize.linear_sum_assignment`, on the host).
 
 Shapes: similarities are `[L, B, S, T]` (layers, sentence pairs, source / target units), padded; the
@@ -30,7 +35,7 @@ pair / line); empty sentences, sentences that are all `<unk>` and sentences long
 are skipped and counted in every row's `extra["skipped"]`.
 
 Limits: single device (params replicated by `jax.device_put`); each sentence must fit in one encoder
-row (`max_len`, default 512 subwords incl. specials). Ties in argmax go to the lowest index.
+row (`max_len`, default 512 subwords incl. specials, capped at the model's `max_seq_len`). Ties in argmax go to the lowest index.
 """
 
 from __future__ import annotations
@@ -74,10 +79,13 @@ def similarity(src_lbsd, tgt_lbtd):
 
 
 def distortion(src_len_b, tgt_len_b, s: int, t: int, ratio):
-    """Distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2` per pair (1 on padding is harmless).
+    """Distortion prior `1 - ratio * (i/(m-1) - j/(n-1))^2` per pair (SimAlign's `apply_distortion`).
+
+    Pairs with a side shorter than 2 units get no distortion (all ones), as in SimAlign; values on
+    padding are harmless (padding is masked downstream).
 
     Args:
-      src_len_b, tgt_len_b: int [B] true lengths m, n (a length-1 side uses position 0).
+      src_len_b, tgt_len_b: int [B] true lengths m, n.
       s, t: padded sizes S, T.
       ratio: float scalar (0 disables).
 
@@ -86,7 +94,9 @@ def distortion(src_len_b, tgt_len_b, s: int, t: int, ratio):
     """
     i = jnp.arange(s, dtype=jnp.float32)[None, :] / jnp.maximum(src_len_b - 1, 1).astype(jnp.float32)[:, None]
     j = jnp.arange(t, dtype=jnp.float32)[None, :] / jnp.maximum(tgt_len_b - 1, 1).astype(jnp.float32)[:, None]
-    return 1.0 - ratio * jnp.square(i[:, :, None] - j[:, None, :])
+    d = 1.0 - ratio * jnp.square(i[:, :, None] - j[:, None, :])
+    short = (src_len_b < 2) | (tgt_len_b < 2)
+    return jnp.where(short[:, None, None], jnp.float32(1.0), d)
 
 
 def _valid(src_len_b, tgt_len_b, s: int, t: int):
@@ -119,28 +129,47 @@ def argmax_align(sim_lbst, src_len_b, tgt_len_b):
 
 
 def itermax_align(sim_lbst, src_len_b, tgt_len_b, *, max_count: int = 2, alpha: float = 0.9):
-    """IterMax alignment: ArgMax plus up to `max_count` reweighted mutual-argmax rounds.
+    """IterMax alignment, equivalent to SimAlign's `iter_max(sim, max_count, alpha_ratio)` per pair.
+
+    ArgMax, then `max_count - 1` reweighted mutual-argmax rounds (see the module docstring); pairs with
+    `min(m, n) <= 2` keep plain ArgMax, and a round adds nothing once every (valid) source row or every
+    target column is aligned. Padding rows / columns are excluded from the argmaxes and the counts.
+    Rounds run in a `lax.fori_loop` with a static trip count (a round that adds nothing leaves the
+    state unchanged, so running it again is a no-op, matching SimAlign's early `break`).
 
     Args:
-      sim_lbst: float [L, B, S, T] similarities (non-negative, e.g. from `similarity`).
+      sim_lbst: float [L, B, S, T] similarities (e.g. from `similarity`).
       src_len_b, tgt_len_b: int [B] true lengths.
-      max_count: extra rounds after the initial ArgMax.
-      alpha: weight of pairs with exactly one already-aligned word.
+      max_count: SimAlign's `max_count`: total rounds including the initial ArgMax.
+      alpha: SimAlign's `alpha_ratio`.
 
     Returns:
       bool [L, B, S, T] links.
     """
     s, t = sim_lbst.shape[-2:]
+    src_len_b = jnp.asarray(src_len_b)
+    tgt_len_b = jnp.asarray(tgt_len_b)
     valid = _valid(src_len_b, tgt_len_b, s, t)
     links = _mutual_argmax(sim_lbst, valid)
-    for _ in range(max_count):
-        row_done = links.any(axis=-1, keepdims=True)  # [L,B,S,1]
-        col_done = links.any(axis=-2, keepdims=True)  # [L,B,1,T]
-        # weight = clip(alpha*[row free] + alpha*[col free], 0, 1): 1 / alpha / 0 for 2 / 1 / 0 free words
-        w = jnp.clip(alpha * (~row_done) + alpha * (~col_done), 0.0, 1.0)
-        new = _mutual_argmax(sim_lbst * w, valid) & ~(row_done & col_done)
-        links = links | new
-    return links
+    rounds = max(int(max_count) - 1, 0)
+    if rounds == 0:
+        return links
+    row_valid = (jnp.arange(s)[None, :] < src_len_b[:, None])[None, :, :, None]  # [1,B,S,1]
+    col_valid = (jnp.arange(t)[None, :] < tgt_len_b[:, None])[None, :, None, :]  # [1,B,1,T]
+    long_pair = (jnp.minimum(src_len_b, tgt_len_b) > 2)[None, :, None, None]  # [1,B,1,1]
+    sim = sim_lbst.astype(jnp.float32)
+
+    def one_round(_, links):
+        row_free = row_valid & ~links.any(axis=-1, keepdims=True)  # [L,B,S,1]
+        col_free = col_valid & ~links.any(axis=-2, keepdims=True)  # [L,B,1,T]
+        # SimAlign zeroes both masks when no source row or no target column is free
+        open_ = row_free.any(axis=-2, keepdims=True) & col_free.any(axis=-1, keepdims=True)  # [L,B,1,1]
+        w = jnp.clip(alpha * row_free.astype(jnp.float32) + alpha * col_free.astype(jnp.float32), 0.0, 1.0)
+        w = jnp.where(open_, w, 0.0)
+        new = _mutual_argmax(sim * w, valid) & (row_free | col_free) & open_ & long_pair
+        return links | new
+
+    return jax.lax.fori_loop(0, rounds, one_round, links)
 
 
 def match_align(sim_st: np.ndarray) -> np.ndarray:
@@ -370,10 +399,12 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
       method: "argmax", "itermax" or "match".
       pooling: "mean" (word = mean of its subwords) or "subword" (subword links -> word links).
       distortion: distortion prior ratio (0 = off).
-      max_len: longest segment (subwords incl. specials); longer sentences are skipped and counted.
+      max_len: longest segment (subwords incl. specials), capped at the model's `max_seq_len`; longer
+        sentences are skipped and counted as "too_long".
       tokens_per_batch: cap on encoder tokens per jitted call (2 * pairs * padded row length).
       pairs_per_batch: cap on sentence pairs per jitted call.
-      max_count, alpha: IterMax settings (extra rounds; weight of pairs with one aligned word).
+      max_count, alpha: IterMax settings (SimAlign's `max_count`, total rounds incl. ArgMax, and
+        `alpha_ratio`).
       eval_lang: target language code for the rows (default `gold.lang` if present, else "xx").
 
     Returns:
@@ -390,6 +421,7 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     _check_gold(gold)
     lay = _layer_ids(layers, encoder.config.num_layers)
+    max_len = min(max_len, encoder.config.max_seq_len)  # longer rows would run past the position table
     src = _encode_sentences(tokenizer, gold.src, max_len=max_len)
     tgt = _encode_sentences(tokenizer, gold.tgt, max_len=max_len)
     keep, skipped = [], {"empty": 0, "unk": 0, "too_long": 0}
@@ -402,7 +434,7 @@ def run_alignment(encoder, tokenizer, gold, *, layers="all", method: str = "argm
     su = {k: _units(src[k][1], src[k][2], pooling) for k in keep}
     tu = {k: _units(tgt[k][1], tgt[k][2], pooling) for k in keep}
     cfg = encoder.config
-    params = jax.device_put(encoder.params)  # once: numpy params would be copied on every call
+    params = encoder.device_params()
     jmethod = "sim" if method == "match" else method
     lay_arr = jnp.asarray(lay, jnp.int32)
     # group pairs by row length rounded up to a multiple of 16 (and the batch to a multiple of 4), so
