@@ -4,8 +4,11 @@
 import pandas as pd
 import pytest
 
+from xlmr_dynamics import demo
+from xlmr_dynamics import tokenizer as T
 from xlmr_dynamics.cli import main
 from xlmr_dynamics.config import load_config
+from xlmr_dynamics.pretrain import PretrainError
 from xlmr_dynamics.results import read_results
 
 
@@ -56,3 +59,36 @@ def test_same_seed_same_results_bitwise(demo_runs):
     cols = [c for c in a.columns if c not in ("checkpoint_path", "run_id", "config_hash")]
     assert (a[a["step"] > 0]["checkpoint_hash"].str.len() == 16).all()
     pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
+
+
+def test_tokenizer_is_retrained_when_its_settings_change(tmp_path, monkeypatch):
+    text = tmp_path / "text"
+    text.mkdir()
+    for lang in ("en", "fr"):
+        src = demo.demo_data_root() / "text" / f"{lang}.train.txt"
+        (text / f"{lang}.train.txt").write_text("\n".join(src.read_text().splitlines()[:300]))
+    tiny = ["pretrain.hidden_size=16", "pretrain.num_layers=1", "pretrain.num_heads=2",
+            "pretrain.intermediate_size=32", "pretrain.seq_len=16", "pretrain.batch_size=8",
+            "pretrain.total_steps=2", "pretrain.warmup_steps=0", "pretrain.num_checkpoints=1"]
+
+    def cfg(*overrides):
+        return load_config("demo:ci", [f"out_dir={tmp_path / 'out'}", f"pretrain_data.dir={text}",
+                                       "pretrain_data.langs=en,fr", *tiny, *overrides])
+
+    def vocab(c):
+        return T.load_tokenizer(demo.ensure_tokenizer(c, demo._text_by_lang(c))).vocab_size
+
+    assert len(demo.pretrain_from_config(cfg("tokenizer.vocab_size=300"))) == 1
+    trained, orig = [], T.train_sentencepiece
+    monkeypatch.setattr(T, "train_sentencepiece", lambda *a, **k: trained.append(a[2]) or orig(*a, **k))
+    assert vocab(cfg("tokenizer.vocab_size=300")) == 302 and trained == []  # same settings: reused
+    assert vocab(cfg("tokenizer.vocab_size=400")) == 402 and trained == [400]
+    # The old checkpoints were made with the old tokenizer: pretraining refuses to mix them.
+    with pytest.raises(PretrainError, match="different run"):
+        demo.pretrain_from_config(cfg("tokenizer.vocab_size=400"))
+    (text / "fr.train.txt").write_text("\n".join((text / "fr.train.txt").read_text().splitlines()[:200]))
+    vocab(cfg("tokenizer.vocab_size=400"))
+    vocab(cfg("tokenizer.vocab_size=400", "seed=1"))
+    (tmp_path / "out" / "tokenizer" / demo.TOKENIZER_SETTINGS).unlink()  # made before settings were kept
+    vocab(cfg("tokenizer.vocab_size=400", "seed=1"))
+    assert trained == [400] * 4

@@ -188,6 +188,16 @@ def test_language_probs_and_batches(tok):
     assert ((s["input_ids"] == 2).sum(1) == 1).all()
 
 
+def test_lr_schedule_warmup_and_linear_decay():
+    def check(warmup, want):  # want: {step: lr} for lr=1e-3, total_steps=600
+        sched = PT.lr_schedule(PT.PretrainConfig(lr=1e-3, warmup_steps=warmup, total_steps=600))
+        np.testing.assert_allclose([float(sched(s)) for s in want], list(want.values()), rtol=1e-6, atol=1e-12)
+
+    check(0, {0: 1e-3, 1: 1e-3 * 599 / 600, 300: 5e-4, 600: 0.0})  # no warmup: decay from step 0
+    check(60, {0: 0.0, 30: 5e-4, 60: 1e-3, 330: 5e-4, 600: 0.0})
+    check(600, {0: 0.0, 300: 5e-4, 600: 1e-3})
+
+
 # ------------------------------------------------------------------------ training and output ----
 
 
@@ -247,8 +257,8 @@ def test_resume_after_sigkill_is_bit_identical(run, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(out), "slow"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 150
-    try:
-        while not (out / PT.STATE_DIR / "20").is_dir():  # orbax renames the step dir when complete
+    try:  # 33 is a schedule step, not a log step: the resumed run must restore the pending metrics
+        while not (out / PT.STATE_DIR / "33").is_dir():  # orbax renames the step dir when complete
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.time() < deadline, "worker never saved a train state"
             time.sleep(0.05)
@@ -257,6 +267,9 @@ def test_resume_after_sigkill_is_bit_identical(run, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not (out / "step_0000060").exists(), "worker finished before it was killed"
+    assert max(int(d.name) for d in (out / PT.STATE_DIR).iterdir() if d.name.isdigit()) == 33
+    with open(out / PT.LOG_FILE, "a") as f:
+        f.write('{"step": 40, "lo')  # as if killed mid-append
     done = subprocess.run([sys.executable, str(script), str(out), "fast"], env=env, capture_output=True,
                           timeout=150)
     assert done.returncode == 0 and b"DONE" in done.stdout, done.stderr.decode()[-3000:]

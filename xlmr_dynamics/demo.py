@@ -8,6 +8,8 @@ runs offline from `xlmr_dynamics/demo_data` (see its README for sources and lice
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -35,15 +37,44 @@ def _text_by_lang(cfg) -> dict[str, list[str]]:
     return out
 
 
+TOKENIZER_SETTINGS = "settings.json"
+
+
+def _tokenizer_settings(cfg, lines_by_lang: dict[str, list[str]]) -> dict:
+    """What determines the demo tokenizer: vocab size, seed, languages and a hash of the text."""
+    h = hashlib.sha256()
+    for lang in sorted(lines_by_lang):
+        h.update(json.dumps([lang, lines_by_lang[lang]]).encode())
+    return {"vocab_size": int(cfg.tokenizer.vocab_size), "seed": int(cfg.seed),
+            "langs": sorted(lines_by_lang), "text_sha256": h.hexdigest()[:16]}
+
+
+def _changes(old: dict, new: dict) -> str:
+    return ", ".join(f"{k}: {old.get(k)} -> {new[k]}" for k in new if old.get(k) != new[k])
+
+
 def ensure_tokenizer(cfg, lines_by_lang: dict[str, list[str]]) -> Path:
-    """Train (once) the demo SentencePiece model in XLM-R layout; return its path."""
-    from xlmr_dynamics.tokenizer import train_sentencepiece
+    """The demo SentencePiece model (XLM-R layout), trained unless one with the same settings exists.
+
+    The settings are kept in `tokenizer/settings.json`; when they changed the model is retrained
+    (pretraining then refuses the old checkpoints in this out_dir: its fingerprint covers the ids).
+    """
+    from xlmr_dynamics.results import atomic_write_bytes
+    from xlmr_dynamics.tokenizer import SPM_FILE, train_sentencepiece
 
     out = Path(cfg.out_dir) / "tokenizer"
-    model = out / "sentencepiece.bpe.model"
-    if not model.exists():
-        lines = [line for lang in sorted(lines_by_lang) for line in lines_by_lang[lang]]
-        model = Path(train_sentencepiece(lines, out, cfg.tokenizer.vocab_size, seed=cfg.seed))
+    model, meta = out / SPM_FILE, out / TOKENIZER_SETTINGS
+    want = _tokenizer_settings(cfg, lines_by_lang)
+    old = json.loads(meta.read_text()) if meta.exists() else None
+    if old == want and model.exists():
+        return model
+    if model.exists():
+        why = _changes(old, want) if old else "no settings recorded"
+        print(f"[demo] retraining the tokenizer in {out} ({why})", file=sys.stderr)
+    meta.unlink(missing_ok=True)  # a kill while training must not leave old settings beside a new model
+    lines = [line for lang in sorted(lines_by_lang) for line in lines_by_lang[lang]]
+    model = Path(train_sentencepiece(lines, out, want["vocab_size"], seed=want["seed"]))
+    atomic_write_bytes(meta, json.dumps(want, indent=2).encode())
     return model
 
 

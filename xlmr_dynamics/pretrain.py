@@ -18,9 +18,10 @@ each). `packing="sentence"` gives one `<s> s </s>` per row, padded.
 
 Determinism and resumption: the batch of step s is a pure function of (seed, s) (numpy
 `default_rng([seed, s])`), and the masking / dropout keys are `fold_in(key(seed), s)`; the train
-state (params, optimizer state, step) is kept by an orbax CheckpointManager in `out_dir/state/`. A
-run killed at any point and restarted therefore reaches bit-identical params (on the same device
-setup). Checkpoints for the sweep go to `out_dir/step_XXXXXXX/` via `convert.save_converted`.
+state (params, optimizer state, step) is kept by an orbax CheckpointManager in `out_dir/state/`, and
+the per-step metrics not yet averaged into a log line in `out_dir/log_pending.json`. A run killed at
+any point and restarted therefore reaches bit-identical params and log (on the same device setup).
+Checkpoints for the sweep go to `out_dir/step_XXXXXXX/` via `convert.save_converted`.
 
 Data parallel only: params replicated, the batch split over the `sharding.make_mesh()` devices.
 Limits: the whole corpus is tokenized in memory (fine for the demo's ~1 MB; not a web-scale
@@ -44,10 +45,12 @@ import optax
 
 from xlmr_dynamics import sharding
 from xlmr_dynamics.model import LMHead, XLMRConfig, forward, init_params
+from xlmr_dynamics.results import atomic_write_bytes
 
 STATE_DIR = "state"
 LOG_FILE = "log.jsonl"
 CONFIG_FILE = "pretrain_config.json"
+PENDING_FILE = "log_pending.json"  # {saved state step: metrics of its steps since the last log line}
 NUM_SPECIAL = 4  # <s>=0 <pad>=1 </s>=2 <unk>=3 (fairseq layout); random replacements avoid them
 
 
@@ -347,12 +350,12 @@ def mlm_loss(params, *, input_ids, attention_mask, targets, selected, model_cfg:
 
 
 def lr_schedule(cfg: PretrainConfig) -> optax.Schedule:
-    """Linear warmup 0 -> lr over `warmup_steps`, then linear decay to 0 at `total_steps`."""
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup_steps, 1)),
-         optax.linear_schedule(cfg.lr, 0.0, max(cfg.total_steps - cfg.warmup_steps, 1))],
-        [max(cfg.warmup_steps, 1)],
-    )
+    """Linear warmup 0 -> lr over `warmup_steps` (none if 0), then linear decay to 0 at `total_steps`."""
+    decay = optax.linear_schedule(cfg.lr, 0.0, max(cfg.total_steps - cfg.warmup_steps, 1))
+    if cfg.warmup_steps == 0:
+        return decay
+    return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps), decay],
+                                [cfg.warmup_steps])
 
 
 def _decay_mask(params):
@@ -439,18 +442,49 @@ def _complete(path: Path) -> bool:
     return (path / "config.json").exists()
 
 
+def _write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
 def _append_log(path: Path, rows: list[dict]) -> None:
     with open(path, "a") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
 
 
+def _log_lines(path: Path) -> list[tuple[str, dict]]:
+    """(line, row) of each log line; a last line torn by a kill mid-append is skipped."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    out = []
+    for i, ln in enumerate(lines):
+        try:
+            out.append((ln, json.loads(ln)))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise
+    return out
+
+
 def _truncate_log(path: Path, upto_step: int) -> None:
     """Drop log lines past the restored step (they are recomputed identically)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= upto_step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    if path.exists():
+        _write_text(path, "".join(ln + "\n" for ln, row in _log_lines(path) if row["step"] <= upto_step))
+
+
+def _read_pending(path: Path) -> dict[str, list[dict]]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_pending(path: Path, step: int, pending: list[dict], keep_from: int) -> None:
+    """Record the unlogged metrics of the state about to be saved at `step`; drop entries before `keep_from`."""
+    saved = {s: rows for s, rows in _read_pending(path).items() if int(s) >= keep_from}
+    saved[str(step)] = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
+    _write_text(path, json.dumps(saved, sort_keys=True))
+
+
+def _restore_pending(path: Path, step: int) -> list[dict]:
+    """The unlogged metrics (float32 scalars, as `train_step` returns them) of the state saved at `step`."""
+    return [{k: np.float32(v) for k, v in m.items()} for m in _read_pending(path).get(str(step), [])]
 
 
 def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]], out_dir: str | Path, *,
@@ -465,7 +499,7 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
       tokenizer: XLM-R-layout tokenizer (`encode`, `vocab_size`, `mask_id`, `bos_id`, `pad_id`, `eos_id`).
       lines_by_lang: {lang: sentences}; empty lines are ignored.
       out_dir: run directory: `step_XXXXXXX/` (load with `xlmr_dynamics.load_encoder`), `state/`,
-        `log.jsonl` (one JSON line per `log_every` steps) and `pretrain_config.json`.
+        `log.jsonl` (one JSON line per `log_every` steps), `log_pending.json` and `pretrain_config.json`.
       progress: show a tqdm bar.
       mesh: device mesh (default: `sharding.make_mesh()` over all devices).
 
@@ -502,7 +536,7 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
             raise PretrainError(f"{info_path}: out_dir holds a different run (fingerprint {old} != "
                                 f"{fingerprint}: config, tokenizer or text changed); use a new out_dir")
     elif jax.process_index() == 0:
-        info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
+        _write_text(info_path, json.dumps(info, indent=2, sort_keys=True))
     schedule = cfg.schedule()
     ckpt_paths = [_step_dir(out_dir, s) for s in schedule]
 
@@ -512,7 +546,7 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
     k_train = jax.device_put(k_train, repl)
 
     opts = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    log_path = out_dir / LOG_FILE
+    log_path, pending_path = out_dir / LOG_FILE, out_dir / PENDING_FILE
     with ocp.CheckpointManager(out_dir / STATE_DIR, options=opts) as mngr:
         latest = mngr.latest_step()
         if latest is None:
@@ -527,7 +561,7 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
         if start == 0 and 0 in schedule and not _complete(_step_dir(out_dir, 0)):
             save_converted(_step_dir(out_dir, 0), model_cfg, state["params"],
                            metadata={"step": 0, "source": "xlmr_dynamics.pretrain", "run": fingerprint})
-        pending = []
+        pending = _restore_pending(pending_path, start) if start else []
         t0 = time.perf_counter()
         rows_per_proc = cfg.batch_size // jax.process_count()
         lo = jax.process_index() * rows_per_proc
@@ -557,6 +591,8 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
             # past a schedule step whose checkpoint is missing. Single-process runs save a host
             # copy: the device buffers are donated to the next step while orbax writes async.
             if done % cfg.state_every == 0 or done in schedule or done == cfg.total_steps:
+                if jax.process_index() == 0:  # written first: a saved state always has its entry
+                    _save_pending(pending_path, done, pending, keep_from=min(mngr.all_steps(), default=0))
                 host = jax.device_get(state) if jax.process_count() == 1 else state
                 mngr.save(done, args=ocp.args.StandardSave(host))
             bar.update(1)
@@ -570,6 +606,5 @@ def pretrain(cfg: PretrainConfig, tokenizer, lines_by_lang: dict[str, list[str]]
 
 def read_log(out_dir: str | Path) -> list[dict]:
     """The JSONL training log of a run directory as a list of dicts."""
-    path = Path(out_dir) / LOG_FILE
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return [row for _, row in _log_lines(Path(out_dir) / LOG_FILE)]
 
