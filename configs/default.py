@@ -39,6 +39,10 @@ def get_config():
 
     c.extract = ml_collections.ConfigDict()
     c.extract.word_pooling = "first"  # OPEN: first subword (default), "mean" or "last"
+    # Each word is tokenized alone, so it starts with SentencePiece's "▁"; where that does not merge
+    # with the word's first characters (most Chinese/Japanese words) it is a bare "▁" piece shared by
+    # all such words. True: pooling starts after it (the word's first content piece).
+    c.extract.skip_space_piece = True
     c.extract.sentence_pooling = "first"  # OPEN (XNLI): "<s>" vector (default) or "mean" over the pair
     c.extract.tokens_per_batch = 8192
     c.extract.seq_buckets = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # one compile each

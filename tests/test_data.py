@@ -170,6 +170,24 @@ def test_subwords_decode_back_to_each_word_in_every_language(shared_data, tok):
         assert seen + unk == len(words) and unk <= 0.10 * len(words), (f.name, unk)
 
 
+def test_skip_space_piece_starts_spans_at_the_first_content_piece(tok):
+    space = tok.piece_to_id("\u2581")
+    assert space is not None and tok.id_to_piece(space) == "\u2581" and tok.piece_to_id("no such piece") is None
+    cands = ["中华人民共和国", "我们", "经济", "發展", "東京", "ありがとう", "研究所", "問題"]
+    bare = [w for w in cands if tok.encode(w)[0] == space and len(tok.encode(w)) > 1]
+    assert bare  # unspaced scripts: a bare "▁" before the characters
+    words = [bare[0], "the", "x"]
+    pieces = [tok.encode(w) for w in words]
+    plain = D.encode_words(tok, [words])
+    skip = D.encode_words(tok, [words], skip_space_piece=True)
+    a, b = plain.segments[0], skip.segments[0]
+    assert a.ids.tolist() == b.ids.tolist() and a.word_end.tolist() == b.word_end.tolist()
+    expect = [s + (p[0] == space and len(p) > 1) for s, p in zip(a.word_start.tolist(), pieces)]
+    assert b.word_start.tolist() == expect and expect[0] == a.word_start[0] + 1
+    assert skip.stats["space_piece_skipped"] == sum(e != s for e, s in zip(expect, a.word_start.tolist()))
+    assert plain.stats["space_piece_skipped"] == 0
+
+
 def test_long_sentence_one_slot_per_word(tok):
     words = [f"w{i % 97}x{i}" for i in range(2000)]
     enc = D.encode_words(tok, [words, ["short", "one"]], max_len=512)

@@ -208,7 +208,8 @@ class SweepData:
                 cap = cfg.ud.max_train_sentences if split == cfg.ud.train_split else cfg.ud.max_eval_sentences
                 if cap:
                     sents = sents[:cap]
-                enc = self.D.encode_words(self.tok, [s.tokens for s in sents], max_len=self.max_len)
+                enc = self.D.encode_words(self.tok, [s.tokens for s in sents], max_len=self.max_len,
+                                          skip_space_piece=cfg.extract.skip_space_piece)
                 _log_cuts(key, enc.stats, ("truncated_words", "long_sentences"))
                 self._cache[key] = (sents, self._batches(enc), enc.num_words)
             else:

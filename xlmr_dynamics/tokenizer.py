@@ -78,6 +78,13 @@ class XLMRTokenizer:
             return "<mask>"
         return self._id_to_piece[i]
 
+    def piece_to_id(self, piece: str) -> int | None:
+        """Id of a vocabulary piece, or None if it is not one."""
+        if self._piece_to_id is not None:
+            return self._piece_to_id.get(piece)
+        i = self.sp.PieceToId(piece)
+        return None if i == self.sp.unk_id() and piece != self.sp.IdToPiece(i) else int(self._sp_to_id[i])
+
     def decode(self, ids) -> str:
         pieces = [self.id_to_piece(int(i)) for i in ids if int(i) not in (BOS, PAD, EOS) and int(i) != self.mask_id]
         return self.sp.DecodePieces([p if p != "<unk>" else " \u2047 " for p in pieces])
@@ -115,6 +122,10 @@ class HFTokenizer:
 
     def id_to_piece(self, i: int) -> str:
         return self.hf.convert_ids_to_tokens(int(i))
+
+    def piece_to_id(self, piece: str) -> int | None:
+        """Id of a vocabulary piece, or None if it is not one."""
+        return self.hf.get_vocab().get(piece)
 
     def decode(self, ids) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True)

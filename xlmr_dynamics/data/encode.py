@@ -6,7 +6,11 @@ Each word is tokenized on its own (as SimAlign and probing code do): SentencePie
 initial `▁` to every word, so a word's pieces do not depend on its neighbours and each distinct word
 form is tokenized once (cached). A word that yields no piece (e.g. a lone zero-width character) gets
 `<unk>`, so every word has a slot. Spans are subword positions in the segment (`<s>` at 0), end
-exclusive: first, last and mean pooling are all derivable.
+exclusive: first, last and mean pooling are all derivable. With `skip_space_piece`, a word whose
+pieces start with a bare `▁` followed by more pieces (common for words of unspaced scripts, e.g.
+`▁` `中国`, since the word-initial `▁` rarely merges with their characters) has its span start after
+that `▁`: first-subword pooling then takes the word's first content piece, not the shared
+space marker.
 
 Long sentences are never truncated silently: a sentence whose subwords exceed `max_len - 2` is cut
 into overlapping windows on word boundaries (stride: half a window); every word is assigned to
@@ -86,13 +90,24 @@ def _windows(lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
         a = max(nxt, a + 1)
 
 
-def encode_words(tokenizer, sentences: list[list[str]], *, max_len: int = 512) -> EncodedWords:
+def _space_piece_id(tokenizer) -> int | None:
+    """Id of the bare word-initial `▁` piece, if the tokenizer has one."""
+    if not hasattr(tokenizer, "piece_to_id"):
+        raise TypeError(f"skip_space_piece needs a tokenizer with piece_to_id, got {type(tokenizer).__name__}")
+    return tokenizer.piece_to_id("\u2581")
+
+
+def encode_words(tokenizer, sentences: list[list[str]], *, max_len: int = 512,
+                 skip_space_piece: bool = False) -> EncodedWords:
     """Encode word-tokenized sentences into segments with per-word subword spans.
 
     Args:
-      tokenizer: anything with `encode(text) -> ids` (and optionally `encode_batch`), `unk_id`.
+      tokenizer: anything with `encode(text) -> ids` (and optionally `encode_batch`), `unk_id`;
+        `skip_space_piece` also needs `piece_to_id`.
       sentences: word lists; word k of sentence s gets the global word_id offset(s) + k.
       max_len: longest segment including `<s>` and `</s>` (the model's 512 positions for XLM-R).
+      skip_space_piece: spans start after a leading bare `▁` piece (see module docstring); the
+        piece stays in the input. Counted in `stats["space_piece_skipped"]`.
 
     Returns:
       EncodedWords; `stats` counts sentences, words, subwords, windowed (long) sentences and
@@ -104,7 +119,8 @@ def encode_words(tokenizer, sentences: list[list[str]], *, max_len: int = 512) -
     cache = _WordCache(tokenizer)
     segments: list[Segment] = []
     stats = dict(sentences=len(sentences), words=0, subwords=0, long_sentences=0, windows=0,
-                 truncated_words=0, empty_sentences=0)
+                 truncated_words=0, empty_sentences=0, space_piece_skipped=0)
+    space = _space_piece_id(tokenizer) if skip_space_piece else None
     offset = 0
     for words in sentences:
         n = len(words)
@@ -143,7 +159,9 @@ def encode_words(tokenizer, sentences: list[list[str]], *, max_len: int = 512) -
             ids = [BOS]
             starts, ends = [], []
             for k in range(a, b):
-                starts.append(len(ids))
+                skip = space is not None and len(pieces[k]) > 1 and pieces[k][0] == space
+                starts.append(len(ids) + skip)
+                stats["space_piece_skipped"] += int(skip and owner[k] == w)
                 ids += pieces[k]
                 ends.append(len(ids))
             ids.append(EOS)
