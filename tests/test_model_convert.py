@@ -183,6 +183,26 @@ def test_converted_dir_with_a_bad_config_is_named(hf_dir, tmp_path):
         load_encoder(dst)
 
 
+def test_overwrite_killed_while_writing_params_does_not_look_complete(hf_dir, tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    from xlmr_dynamics.convert import save_converted
+
+    enc = load_encoder(hf_dir)
+    dst = save_converted(tmp_path / "c", enc.config, enc.params)
+    assert (dst / "config.json").exists()
+
+    def killed(self, *a, **kw):
+        raise KeyboardInterrupt("killed while writing params")
+
+    monkeypatch.setattr(ocp.StandardCheckpointer, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_converted(dst, enc.config, enc.params)
+    assert not (dst / "config.json").exists()  # not complete: a resume rewrites it
+    with pytest.raises(CheckpointError):
+        load_encoder(dst)
+
+
 def test_base_config_parity():
     """The real XLM-R Base shape (12 x 768, vocab 250,002), every parameter random, short padded batch."""
     m = random_hf(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

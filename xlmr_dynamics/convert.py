@@ -441,6 +441,9 @@ def save_converted(path: str | Path, config: XLMRConfig, params, metadata: dict 
     ckptr = ocp.StandardCheckpointer()
     from xlmr_dynamics.sharding import to_host  # multi-host arrays are not fully addressable
 
+    # Overwriting: unmark first, so a kill while the new params are written never leaves a
+    # directory that looks complete with old or partial params.
+    (path / "config.json").unlink(missing_ok=True)
     ckptr.save(path / "params", jax.tree.map(to_host, params), force=True)
     ckptr.wait_until_finished()
     meta = dict(metadata or {})
