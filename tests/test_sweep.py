@@ -287,6 +287,40 @@ def test_feature_cache_reused_across_sweeps_bf16(series, tmp_path, monkeypatch):
     run_sweep(sweep_config(series, tmp_path / "b", extra), progress=False)
     assert sorted((tmp_path / "feats").glob("*.npy")) == files
     pd.testing.assert_frame_equal(_table(tmp_path / "b"), _table(tmp_path / "a"))
+    # Anything that changes the features misses the cache: pooling, layers, stored dtype.
+    for change in ("extract.word_pooling='mean'", "layers=(0, 1)", "extract.skip_space_piece=False"):
+        with pytest.raises(AssertionError, match="from the cache"):
+            run_sweep(sweep_config(series, tmp_path / change.split("=")[0], extra + [change]),
+                      progress=False)
+    with pytest.raises(AssertionError, match="from the cache"):
+        run_sweep(sweep_config(series, tmp_path / "f32", extra + ["extract.out_dtype='float32'"]),
+                  progress=False)
+
+
+def test_a_step_whose_weights_changed_since_its_results_is_refused(series, tmp_path, monkeypatch):
+    import shutil
+
+    from xlmr_dynamics import sweep as SW
+
+    d = tmp_path / "series"
+    shutil.copytree(series, d)
+    results = tmp_path / "r"
+    extra = ["tasks=('bpc',)", "bpc.langs=('en', 'fr')", "checkpoints.random_init=False"]
+    real_run_unit = SW.run_unit
+
+    def killed_at_fr(run, unit):
+        if unit.eval_langs == ("fr",) and run.encoder is not None:
+            raise KeyboardInterrupt("killed")
+        return real_run_unit(run, unit)
+
+    monkeypatch.setattr(SW, "run_unit", killed_at_fr)
+    with pytest.raises(KeyboardInterrupt):  # step 1000: en done, fr not
+        run_sweep(sweep_config(d, results, extra), progress=False)
+    monkeypatch.setattr(SW, "run_unit", real_run_unit)
+    shutil.rmtree(d / "checkpoint_1k")  # re-downloaded as other weights
+    shutil.copytree(series / "checkpoint_20k", d / "checkpoint_1k")
+    with pytest.raises(ConfigError, match=r"step 1000\) changed since results were written"):
+        run_sweep(sweep_config(d, results, extra), progress=False)
 
 
 def test_cli_one_checkpoint_commands_print_tables(series, tmp_path, capsys):
@@ -334,3 +368,46 @@ def test_inputs_cut_to_the_model_length_are_logged(caplog):
         _log_cuts(("ud", "en", "test"), {"sentences": 9, "truncated_words": 0}, ("truncated_words",))
     assert "xnli/en/test" in caplog.text and "'truncated_pairs': 3" in caplog.text and "'pairs': 50" in caplog.text
     assert "ud/en/test" not in caplog.text
+
+
+def test_sweep_pos_rows_equal_an_unbatched_computation_from_public_pieces(series, tmp_path):
+    """The sweep packs, buckets, shards and scatters features and joins them with labels; the
+    reference runs each encoded segment alone through the model and pools in numpy."""
+    from xlmr_dynamics import data as D
+    from xlmr_dynamics import sweep as SW
+    from xlmr_dynamics import tasks as T
+    from xlmr_dynamics.convert import load_encoder
+    from xlmr_dynamics.demo import demo_data_root
+
+    ckpt = series / "checkpoint_1k"
+    cfg = sweep_config(series, tmp_path / "r", [
+        "tasks=('pos',)", "checkpoints.dir=''", f"checkpoints.paths=('1000={ckpt}',)",
+        "checkpoints.random_init=False", "baselines.majority=False"])
+    df = read_results(run_sweep(cfg, progress=False))
+
+    enc, tok = load_encoder(ckpt), load_tokenizer(series / "sentencepiece.bpe.model")
+    max_len = min(enc.config.max_seq_len, max(cfg.extract.seq_buckets))
+
+    def split(lang, name, cap):
+        sents = D.find_and_load_ud(demo_data_root() / "ud", lang, name)[:cap]
+        encoded = D.encode_words(tok, [s.tokens for s in sents], max_len=max_len, skip_space_piece=True)
+        out = np.full((enc.config.num_layers + 1, encoded.num_words, enc.config.hidden_size), np.nan, np.float32)
+        for seg in encoded.segments:  # one segment at a time, padded to one shape (one compile)
+            ids = np.full((1, max_len), enc.config.pad_token_id, np.int32)
+            ids[0, :len(seg.ids)] = seg.ids
+            hidden = np.asarray(enc.hidden_states(ids, (ids != enc.config.pad_token_id).astype(np.int32)))
+            out[:, seg.word_id] = hidden[:, 0, seg.word_start]  # first (content) subword
+        assert not np.isnan(out).any()
+        return out, T.pos_examples(sents)
+
+    train, dev = split("en", "train", 80), split("en", "dev", 40)
+    evals = {"en": split("en", "test", 40), "fr": split("fr", "test", 40)}
+    ref = T.run_probe_task("pos", train, evals, num_classes=len(D.UPOS_TAGS), cfg=SW._probe_config(cfg),
+                           train_lang="en", dev=dev)
+    got = {(r.eval_lang, r.layer, r.seed, r.metric): (r.value, r.n) for r in df.itertuples()}
+    assert len(got) == len(ref) == 2 * 3 * 2 * 2  # eval langs x layers x seeds x metrics
+    for r in ref:
+        value, n = got[(r["eval_lang"], r["layer"], r["seed"], r["metric"])]
+        assert n == r["n"]
+        # Same features up to float rounding; a borderline example may flip after training.
+        assert abs(value - r["value"]) <= 2.0 / n, (r, value)
