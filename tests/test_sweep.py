@@ -253,7 +253,10 @@ def _free_port():
 
 def test_two_process_loopback_sweep_equals_single_process(series, tmp_path):
     cache = tmp_path / "jax_cache"
-    extra = ["tasks=('pos', 'align', 'bpc')"]
+    # Up to 8 epochs with patience 1: probes stop early, and the two processes (layers [0, 1] and
+    # [2]) must stop at the same epoch as one process training all layers does.
+    extra = ["tasks=('pos', 'align', 'bpc')", "probe.max_epochs=8", "probe.patience=1",
+             "probe.learning_rate=0.05"]
     _run(series, tmp_path / "single", cache, extra)
     port = str(_free_port())
     for name in ("multi", "multi_cached"):  # the second run reads the features the first one cached
@@ -264,6 +267,9 @@ def test_two_process_loopback_sweep_equals_single_process(series, tmp_path):
             _, err = p.communicate(timeout=600)
             assert p.returncode == 0, err[-4000:]
     single, multi = _table(tmp_path / "single"), _table(tmp_path / "multi")
+    probe_rows = single[(single.task == "pos") & (single.layer >= 0)]
+    epochs = {json.loads(e)["epochs_run"] for e in probe_rows["extra"]}
+    assert min(epochs) < 8, epochs  # some probes stopped early (so the agreement is exercised)
     pd.testing.assert_frame_equal(multi.drop(columns="value"), single.drop(columns="value"))
     np.testing.assert_allclose(multi["value"], single["value"], atol=1e-4)
     assert "reused" in (tmp_path / "multi_cached" / "sweep.1.log").read_text()

@@ -167,14 +167,19 @@ def test_run_probe_task_rows_in_and_cross_lingual():
         (lang, layer, seed, m) for lang in ("en", "fr") for layer in (0, 1) for seed in (0, 7)
         for m in ("accuracy", "macro_f1")}
     fr = [r for r in rows if r["eval_lang"] == "fr"]
-    assert all(r["n"] == 80 and r["extra"] == {"unseen_labels": [4], "n_unseen": 5} for r in fr)
-    assert all("extra" not in r for r in rows if r["eval_lang"] == "en")
+    assert all(r["n"] == 80 and r["extra"]["unseen_labels"] == [4] and r["extra"]["n_unseen"] == 5
+               for r in fr)
+    assert all("unseen_labels" not in r["extra"] for r in rows if r["eval_lang"] == "en")
     # Values equal predicting with the same fitted probes.
     fit = probes.fit_probes(train[0], train[1], 3, cfg=cfg, dev_x=dev[0], dev_y=dev[1])
     acc = probes.evaluate(probes.predict_probes(fit, en[0]), en[1], 3)["accuracy"]
     got = {(r["layer"], r["seed"]): r["value"] for r in rows
            if r["eval_lang"] == "en" and r["metric"] == "accuracy"}
     assert got[(1, 7)] == pytest.approx(acc[1, 1]) and got[(0, 0)] == pytest.approx(acc[0, 0])
+    for r in rows:  # each row says which epoch's probe it is
+        s_idx = (0, 7).index(r["seed"])
+        assert r["extra"]["best_epoch"] == fit.best_epoch[r["layer"], s_idx]
+        assert r["extra"]["epochs_run"] == fit.epochs_run
     assert got[(1, 0)] > 0.8
 
 
@@ -188,7 +193,7 @@ def test_unseen_labels_follow_max_train_and_nan_names_the_eval_language():
     ev_y = np.where(np.arange(20) < 5, 2, np.minimum(ev_y, 1))
     rows = tasks.run_probe_task("xnli", (train_x, train_y), {"en": (ev_x, ev_y)}, num_classes=3,
                                 cfg=cfg, train_lang="en")
-    assert all(r["extra"] == {"unseen_labels": [2], "n_unseen": 5} for r in rows)
+    assert all(r["extra"]["unseen_labels"] == [2] and r["extra"]["n_unseen"] == 5 for r in rows)
     bad = ev_x.copy()
     bad[1, 0, 0] = np.inf
     with pytest.raises(probes.FeatureError, match=r"eval\[fr\] features .*\[1\]"):
@@ -244,7 +249,7 @@ def test_run_probe_task_pairs_and_ridge():
     rows = tasks.run_probe_task("arc_pred", (feats, data), {"en": (feats, data)}, num_classes=2,
                                 cfg=cfg, train_lang="en")
     assert len(rows) == 2 * 1 * 2 and all(r["seed"] == 0 and r["n"] == len(data.labels)
-                                          for r in rows)
+                                          and r["extra"] == {"l2": 1.0} for r in rows)
 
 
 def test_check_task_inputs_errors_before_training():

@@ -345,9 +345,10 @@ def run_probe_task(
     Returns:
         Rows `{task, train_lang, eval_lang, layer, seed, metric, value, n}` for metrics
         "accuracy" and "macro_f1", every eval language, layer 0..L-1 and probe seed (ridge:
-        seed 0). `n` counts every eval example, including those whose gold label never occurs
-        in the training examples used (after `cfg.max_train`; always wrong for the probe); such
-        labels are listed in
+        seed 0), with `extra` saying how the probe was selected (`best_epoch` kept, 0-based, and
+        `epochs_run`; ridge: `l2`). `n` counts every eval example, including those whose gold label
+        never occurs in the training examples used (after `cfg.max_train`; always wrong for the
+        probe); such labels are listed in
         `extra = {"unseen_labels": [...], "n_unseen": k}`.
 
     Raises:
@@ -379,21 +380,26 @@ def run_probe_task(
         # Labels beyond num_classes (eval-only relations) are kept: they can only be wrong.
         metrics = probes.evaluate(pred, e_labels, max(num_classes, int(e_labels.max()) + 1))
         unseen = np.setdiff1d(np.unique(e_labels), seen)
-        extra = None
+        extra = {}
         if unseen.size:
             extra = {"unseen_labels": unseen.tolist(),
                      "n_unseen": int(np.isin(e_labels, unseen).sum())}
         for layer in range(pred.shape[0]):
             for s_idx, seed in enumerate(fit.seeds):
+                selection = _selection(fit, layer, s_idx)
                 for metric in ("accuracy", "macro_f1"):
-                    row = {"task": task, "train_lang": train_lang, "eval_lang": lang,
-                           "layer": first + layer, "seed": int(seed), "metric": metric,
-                           "value": float(metrics[metric][layer, s_idx]),
-                           "n": int(e_labels.shape[0])}
-                    if extra is not None:
-                        row["extra"] = dict(extra)
-                    rows_out.append(row)
+                    rows_out.append({"task": task, "train_lang": train_lang, "eval_lang": lang,
+                                     "layer": first + layer, "seed": int(seed), "metric": metric,
+                                     "value": float(metrics[metric][layer, s_idx]),
+                                     "n": int(e_labels.shape[0]), "extra": {**selection, **extra}})
     return rows_out
+
+
+def _selection(fit: probes.ProbeFit, layer: int, s_idx: int) -> dict:
+    """How the probe was selected: SGD probes' kept epoch and epochs trained; ridge's l2."""
+    if fit.kind == "ridge":
+        return {"l2": float(fit.info["l2"][layer])}
+    return {"best_epoch": int(fit.best_epoch[layer, s_idx]), "epochs_run": int(fit.epochs_run)}
 
 
 def majority_baseline_rows(task: str, train_labels, evals: Mapping[str, Any], *,
