@@ -3,6 +3,7 @@
 import argparse
 import collections
 import json
+import re
 import subprocess
 import sys
 
@@ -155,6 +156,48 @@ def test_hf_bin_parity_and_usable_inside_user_jit(tiny, tmp_path):
     assert_close_on_tokens(logits, tiny["logits"], tiny["mask"], 1e-4)
 
 
+def _save_sharded_bin(model, path, max_bytes=20_000):
+    """An HF directory with torch.save'd weight shards and `pytorch_model.bin.index.json`, as older
+    transformers wrote with `safe_serialization=False` (v5 can only write safetensors)."""
+    model.config.save_pretrained(path)
+    shards, cur, size = [], {}, 0
+    for k, v in model.state_dict().items():
+        nbytes = v.numel() * v.element_size()
+        if cur and size + nbytes > max_bytes:
+            shards.append(cur)
+            cur, size = {}, 0
+        cur[k], size = v.clone(), size + nbytes
+    shards.append(cur)
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        name = f"pytorch_model-{i:05d}-of-{len(shards):05d}.bin"
+        torch.save(shard, path / name)
+        weight_map.update(dict.fromkeys(shard, name))
+    total = sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    (path / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_hf_sharded_checkpoint_parity(tiny, hf_dir, tmp_path, fmt):
+    if fmt == "safetensors":
+        tiny["model"].save_pretrained(tmp_path, max_shard_size="20KB")
+        index, pattern = tmp_path / "model.safetensors.index.json", "model-*.safetensors"
+    else:
+        _save_sharded_bin(tiny["model"], tmp_path)
+        index, pattern = tmp_path / "pytorch_model.bin.index.json", "pytorch_model-*.bin"
+    shards = sorted(tmp_path.glob(pattern))
+    assert index.exists() and len(shards) >= 3, shards
+    assert not (tmp_path / "model.safetensors").exists() and not (tmp_path / "pytorch_model.bin").exists()
+    assert set(json.loads(index.read_text())["weight_map"].values()) == {f.name for f in shards}
+    enc = load_encoder(tmp_path)
+    assert enc.metadata["source_format"] == "huggingface"
+    assert enc.config == load_encoder(hf_dir).config
+    jax.tree.map(np.testing.assert_array_equal, enc.params, load_encoder(hf_dir).params)
+    assert_close_on_tokens(enc.hidden_states(tiny["ids"], tiny["mask"]), tiny["hidden"], tiny["mask"], 1e-4)
+    assert_close_on_tokens(enc.mlm_logits(tiny["ids"], tiny["mask"]), tiny["logits"], tiny["mask"], 1e-4)
+
+
 def test_encoder_methods_reject_inputs_the_tables_cannot_index_and_keep_params_on_device(hf_dir):
     enc = load_encoder(hf_dir)  # max_seq_len 128 (130 positions), vocab 211
     ok = np.ones((1, 128), np.int32)
@@ -301,6 +344,55 @@ def test_bfloat16_within_documented_tolerance(tiny, hf_dir):
     assert_close_on_tokens(hidden, tiny["hidden"], tiny["mask"], BF16_TOL)
     diff = np.abs(np.asarray(hidden) - tiny["hidden"])[..., tiny["mask"].astype(bool), :].max()
     assert diff > 0  # really computed in bf16
+
+
+_TENSOR = re.compile(r"tensor<((?:\d+x)*)([a-z]+\d*)>")
+
+
+def _hlo_ops(text, op):
+    """[(operand types, result types)] of every `stablehlo.<op>` in a StableHLO module, each type a
+    (shape, element type) pair, read from the op's trailing `: (operands) -> results` signature."""
+    def parse(sig):
+        return [(tuple(int(d) for d in dims.split("x") if d), et) for dims, et in _TENSOR.findall(sig)]
+
+    out = []
+    for line in text.splitlines():
+        if re.search(rf"\bstablehlo\.{op}[ (]", line):
+            ins, _, res = line.rsplit(" : ", 1)[1].partition("->")
+            out.append((parse(ins), parse(res) or parse(ins)))  # elementwise ops print one type
+    return out
+
+
+def test_bfloat16_program_uses_f32_accumulation_layernorm_and_softmax(hf_dir):
+    """The README's bf16 claim, checked on the lowered program (the tolerance test alone is also
+    passed by a pure-bf16 model): every matmul takes bf16 operands and returns float32, and the
+    LayerNorm mean/variance/rsqrt and the softmax max/exp/sum all run in float32."""
+    enc = load_encoder(hf_dir, dtype="bfloat16")
+    cfg, b, t = enc.config, 2, 7
+    d, h = cfg.hidden_size, cfg.num_heads
+    ids = np.full((b, t), 5, np.int32)
+    for fn, n_dots, n_ln in ((M.hidden_states, 8, 3), (M.mlm_logits, 10, 4)):
+        # Layers are scanned, so one layer body (8 matmuls, 2 LayerNorms) appears in the program,
+        # plus the embedding LayerNorm and, for logits, the head's dense + LayerNorm + decoder.
+        text = fn.lower(enc.params, ids, ids, cfg=cfg).as_text()
+        dots = _hlo_ops(text, "dot_general")
+        assert len(dots) >= n_dots, (fn.__name__, len(dots))
+        for ins, res in dots:
+            assert [et for _, et in ins] == ["bf16", "bf16"], (fn.__name__, "matmul not in bf16", ins)
+            assert [et for _, et in res] == ["f32"], (fn.__name__, "matmul without f32 accumulation", ins, res)
+        reduces = _hlo_ops(text, "reduce")
+        float_reduces = [ins[0] for ins, _ in reduces if ins[0][1].startswith(("f", "bf"))]
+        assert all(et == "f32" for _, et in float_reduces), (fn.__name__, float_reduces)
+        # LayerNorm: mean and variance are reductions of [B, T, D] float32 over D.
+        ln_stats = [s for s, et in float_reduces if s == (b, t, d)]
+        assert len(ln_stats) >= 2 * n_ln, (fn.__name__, float_reduces)
+        rsqrt = _hlo_ops(text, "rsqrt")
+        assert len(rsqrt) >= n_ln and all(res == [((b, t, 1), "f32")] for _, res in rsqrt), (fn.__name__, rsqrt)
+        # Softmax over keys: max and sum reductions of [B, H, T, T] scores and the exp, in float32.
+        assert sum(s == (b, h, t, t) for s, _ in float_reduces) >= 2, (fn.__name__, float_reduces)
+        exps = [res for _, res in _hlo_ops(text, "exponential")]
+        assert exps and all(et == "f32" for r in exps for _, et in r), (fn.__name__, exps)
+        assert [((b, h, t, t), "f32")] in exps, (fn.__name__, exps)
 
 
 def test_model_without_mlm_head(tmp_path, tiny):

@@ -119,11 +119,20 @@ def test_masking_statistics_specials_and_determinism():
     assert (np.asarray(again[0]) == corrupted).all() and (np.asarray(again[1]) == selected).all()
     other = PT.mask_tokens(jax.random.key(8), jnp.asarray(ids), mask_id=mask_id)
     assert not (np.asarray(other[1]) == selected).all()
-    # The per-row cap keeps the earliest selections and nothing else changes.
-    capped_c, capped_s = PT.mask_tokens(key, jnp.asarray(ids), mask_id=mask_id, max_selected=5)
-    capped_s = np.asarray(capped_s)
-    assert capped_s.sum(1).max() == 5
-    assert (capped_s <= selected).all()
+    # The per-row cap keeps the earliest selections and nothing else changes: exactly the first 5
+    # selected positions of each row stay selected (with the same corruption), every other
+    # position gets its original id back.
+    cap = 5
+    capped_c, capped_s = PT.mask_tokens(key, jnp.asarray(ids), mask_id=mask_id, max_selected=cap)
+    capped_c, capped_s = np.asarray(capped_c), np.asarray(capped_s)
+    expected_s = selected & (np.cumsum(selected, axis=1) <= cap)
+    np.testing.assert_array_equal(capped_s, expected_s)
+    np.testing.assert_array_equal(capped_c, np.where(expected_s, corrupted, ids))
+    assert (capped_s.sum(1) == np.minimum(selected.sum(1), cap)).all() and capped_s.sum(1).max() == cap
+    # A cap no row reaches changes nothing.
+    loose_c, loose_s = PT.mask_tokens(key, jnp.asarray(ids), mask_id=mask_id, max_selected=256)
+    np.testing.assert_array_equal(np.asarray(loose_s), selected)
+    np.testing.assert_array_equal(np.asarray(loose_c), corrupted)
 
 
 def test_mlm_loss_matches_full_logits_reference():

@@ -210,24 +210,90 @@ def test_compact_idempotent_and_failures(tmp_path):
         assert store.clear_failures(unit_key="k") == 1 and store.failures().empty
 
 
+FORBIDDEN = ("jax", "jaxlib", "flax", "optax", "orbax", "torch", "tensorflow")
+LIGHT = ("results", "analysis", "report")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (anywhere, lazily too): top-level names, and full dotted names of
+    the package's own modules, relative imports resolved against `xlmr_dynamics`."""
+    mods = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                mods |= {a.name.split(".")[0], a.name}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # `from . import x` / `from .x import y` inside xlmr_dynamics/
+                base = ".".join(filter(None, ["xlmr_dynamics", base]))
+            mods |= {base.split(".")[0], base}
+            if base == "xlmr_dynamics":
+                mods |= {f"xlmr_dynamics.{a.name}" for a in node.names}
+    return mods
+
+
 def test_modules_do_not_import_jax():
-    """results / analysis / report must run on a laptop without JAX (or torch)."""
-    for name in ("results", "analysis", "report"):
-        path = REPO / "xlmr_dynamics" / f"{name}.py"
-        if not path.exists():
-            continue
-        tree = ast.parse(path.read_text())
-        mods = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                mods.add(node.module.split(".")[0])
-                if node.module == "xlmr_dynamics":
-                    mods |= {f"xlmr_dynamics.{a.name}" for a in node.names}
-        assert not mods & {"jax", "flax", "optax", "torch", "orbax", "tensorflow"}, (name, mods)
-        assert not {m for m in mods if m.startswith("xlmr_dynamics.")} - {
-            "xlmr_dynamics.results", "xlmr_dynamics.analysis", "xlmr_dynamics.__version__"}, (name, mods)
+    """results / analysis / report must run on a laptop without JAX (or torch): statically, no
+    import of a heavy framework or of any other package module (absolute, dotted or relative)."""
+    for name in LIGHT:
+        mods = _imported_modules(REPO / "xlmr_dynamics" / f"{name}.py")
+        assert not mods & set(FORBIDDEN), (name, mods & set(FORBIDDEN))
+        own = {m for m in mods if m.startswith("xlmr_dynamics.")}
+        assert not own - {"xlmr_dynamics.results", "xlmr_dynamics.analysis", "xlmr_dynamics.__version__"}, \
+            (name, own)
+
+
+# Child for the no-JAX run: the heavy frameworks are made unimportable before anything is imported,
+# as if not installed. (Not `sys.modules[m] = None`: scipy's array-API helpers read
+# `sys.modules["torch"].Tensor` whenever the key exists, which no real torch-less machine has.)
+NO_JAX_CHILD = textwrap.dedent("""
+    import sys, traceback
+    class NotInstalled:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {forbidden!r}:
+                stack = [f"{{f.filename}}:{{f.lineno}}" for f in traceback.extract_stack()
+                         if "xlmr_dynamics" in f.filename]
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked; imported from {{stack}})",
+                                          name=name)
+            return None
+    sys.meta_path.insert(0, NotInstalled())
+    sys.path.insert(0, {repo!r})
+    import xlmr_dynamics.results as R, xlmr_dynamics.analysis, xlmr_dynamics.report as RP
+    from xlmr_dynamics.cli import main
+    assert R.__file__.startswith({repo!r}), R.__file__
+    res, steps, langs = sys.argv[1], [0, 1000, 2000, 5000, 10000], ["en", "de"]
+    with R.ResultsStore(res) as st:
+        for i, step in enumerate(steps):
+            for tl in langs:
+                st.append(f"step={{step}}|pos|{{tl}}", [
+                    dict(run_id="r", checkpoint=f"c{{step}}", step=step, task="pos", train_lang=tl,
+                         eval_lang=el, layer=layer, seed=seed, metric="accuracy",
+                         value=min(0.95, 0.3 + 0.15 * i + 0.05 * layer - 0.1 * (tl != el) + 0.001 * seed), n=100)
+                    for el in langs for layer in range(3) for seed in range(2)])
+            st.append(f"step={{step}}|bpc", [
+                dict(run_id="r", checkpoint=f"c{{step}}", step=step, task="bpc", train_lang="", eval_lang=el,
+                     layer=2, seed=0, metric="bpc", value=5.0 / (1 + i) + 0.1 * j, n=1000)
+                for j, el in enumerate(langs)])
+        st.record_failure("c3000", "load", "truncated", step=3000)
+    index = RP.make_report(res, res + "/rep1", n_boot=50, lang_table={{"en": 3.0, "de": 1.0}})
+    assert index.name == "index.html" and "acquisition" in index.read_text().lower()
+    assert main(["report", res, "--out", res + "/rep2", "--steps", "0,10000"]) == 0
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden!r})
+    assert not loaded, loaded
+    print("NO-JAX OK")
+""")
+
+
+def test_results_analysis_report_and_cli_report_run_without_jax_or_torch(tmp_path):
+    """Dynamic check (catches transitive, relative and lazy imports): with jax/flax/optax/orbax/torch
+    unimportable, write a results store, render the report and run `xlmr-dynamics report`."""
+    code = NO_JAX_CHILD.format(forbidden=FORBIDDEN, repo=str(REPO))
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "res")], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "NO-JAX OK" in p.stdout
+    assert (tmp_path / "res" / "rep1" / "index.html").exists()
+    assert (tmp_path / "res" / "rep2" / "index.html").exists()
 
 
 def test_auto_compaction_keeps_table_and_done_units(tmp_path):
