@@ -286,6 +286,128 @@ def test_identity_gives_f1_one(tiny, method, pooling):
             assert r["value"] == pytest.approx(0.0)
 
 
+# ------------------------------------------------- run_alignment vs an independent reference ----
+
+REF_LANGS = ("fr", "hi")
+REF_PAIRS = 8  # per language: the first non-identical pairs whose longer row has 17..32 ids
+BOS_ID, EOS_ID = 0, 2  # XLM-R's <s>, </s> (the fairseq dictionary layout)
+
+
+@pytest.fixture(scope="module")
+def mixing(tiny):
+    """The tiny model with its weight matrices scaled x7 (N(0, 0.14) instead of N(0, 0.02)): at the BERT
+    init every layer's output is almost its input, so all layers give the same alignments and a
+    layer-order bug could not show in the counts. (x7: on the pairs below, every row / column argmax
+    (incl. IterMax's reweighted round) of the tested settings wins by >= 3e-5, about 300x the <= 1e-7
+    similarity change from run_alignment's different padding and batching: exact equality is safe.)"""
+    import jax
+
+    from xlmr_dynamics import model as M
+
+    enc, tok = tiny
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: x * 7.0 if getattr(path[-1], "key", None) == "kernel" else x, enc.params)
+    return M.Encoder(enc.config, params), tok
+
+
+def _ref_pieces(tok, words):
+    """Each word tokenized on its own (`<unk>` when it yields no piece)."""
+    return [tok.encode(w) or [tok.unk_id] for w in words]
+
+
+def _ref_hidden(enc, pieces):
+    """The sentence encoded ALONE, `<s> pieces </s>` (in a row of max_seq_len, the rest masked
+    padding, so that one compiled shape serves every sentence): float64 [L+1, n+2, D]."""
+    body = [p for ps in pieces for p in ps]
+    n, width = len(body) + 2, enc.config.max_seq_len
+    ids = np.full((1, width), enc.config.pad_token_id, np.int32)
+    ids[0, :n] = [BOS_ID, *body, EOS_ID]
+    mask = (np.arange(width) < n).astype(np.int32)[None]
+    return np.asarray(enc.hidden_states(ids, mask), np.float64)[:, 0, :n]
+
+
+def _ref_units(hidden, pieces, pooling):
+    """NumPy pooling: word units (mean of the word's subword vectors) or one unit per subword; returns
+    (units [L+1, U, D], unit -> word index)."""
+    vecs, owner, pos = [], [], 1  # position 0 is <s>, never a unit
+    for w, ps in enumerate(pieces):
+        sub = hidden[:, pos:pos + len(ps)]
+        if pooling == "mean":
+            vecs.append(sub.mean(axis=1))
+            owner.append(w)
+        else:
+            vecs += [sub[:, q] for q in range(len(ps))]
+            owner += [w] * len(ps)
+        pos += len(ps)
+    assert pos == hidden.shape[1] - 1  # the last position is </s>, never a unit
+    return np.stack(vecs, axis=1), np.array(owner)
+
+
+@pytest.fixture(scope="module")
+def ref_golds(mixing):
+    """Real en-xx gold pairs (not copies) with each sentence's pieces and hidden states (computed once)."""
+    enc, tok = mixing
+    assert (tok.bos_id, tok.eos_id) == (BOS_ID, EOS_ID)
+    out = []
+    for xx in REF_LANGS:
+        full = read_gold(DATA / "alignment" / f"en-{xx}", xx)
+        idx = []
+        for k in range(len(full)):
+            rows = [sum(map(len, _ref_pieces(tok, s))) + 2 for s in (full.src[k], full.tgt[k])]
+            # en-fr starts with copies ("2 ."); rows of 17..32 ids: one padded shape in run_alignment
+            if full.src[k] != full.tgt[k] and 16 < max(rows) <= 32:
+                idx.append(k)
+            if len(idx) == REF_PAIRS:
+                break
+        gold = type(full)(*([getattr(full, f)[k] for k in idx] for f in ("src", "tgt", "sure", "possible")),
+                          lang=xx)
+        sides = [[(p, _ref_hidden(enc, p)) for p in (_ref_pieces(tok, s) for s in side)]
+                 for side in (gold.src, gold.tgt)]
+        out.append((gold, *sides))
+    return out
+
+
+@pytest.mark.parametrize("method,pooling,distortion", [("argmax", "mean", 0.0), ("itermax", "mean", 0.5),
+                                                       ("argmax", "subword", 0.5), ("itermax", "subword", 0.0)])
+def test_run_alignment_matches_independent_reference(mixing, ref_golds, method, pooling, distortion):
+    """Every layer's counts and metrics == a reference built from the public pieces on real, non-identical
+    en-fr / en-hi pairs: words tokenized one by one, each sentence encoded alone, NumPy pooling, cosine
+    and distortion, the SimAlign transcriptions above (`ref_mutual` / `ref_itermax`), subword links
+    mapped to their words, `alignment_counts` / `alignment_metrics`. Catches pooling, layer-order,
+    word-span and source/target mix-ups that the identity test cannot see."""
+    enc, tok = mixing
+    n_layers = enc.config.num_layers + 1
+    for gold, src, tgt in ref_golds:
+        assert len(gold.src) == REF_PAIRS
+        # the data must be able to show the bugs: multi-piece words, pairs of unequal lengths
+        assert sum(len(ps) > 1 for p, _ in src + tgt for ps in p) >= 10
+        assert sum(len(s) != len(t) for s, t in zip(gold.src, gold.tgt)) >= REF_PAIRS // 2
+        counts = np.zeros((n_layers, 4), np.int64)
+        for k in range(REF_PAIRS):
+            sv, s_word = _ref_units(src[k][1], src[k][0], pooling)
+            tv, t_word = _ref_units(tgt[k][1], tgt[k][0], pooling)
+            sim = _ref_sim(sv, tv) * ref_distortion(sv.shape[1], tv.shape[1], distortion)[None]
+            for layer in range(n_layers):
+                links = ref_mutual(sim[layer]) if method == "argmax" else ref_itermax(sim[layer])
+                pred = {(int(s_word[i]), int(t_word[j])) for i, j in zip(*np.nonzero(links))}
+                counts[layer] += A.alignment_counts(pred, gold.sure[k], gold.possible[k])
+        assert len({tuple(c) for c in counts}) == n_layers, counts  # every layer differs
+
+        rows = A.run_alignment(enc, tok, gold, layers="all", method=method, pooling=pooling,
+                               distortion=distortion)
+        assert len(rows) == 4 * n_layers
+        for layer in range(n_layers):
+            got = {r["metric"]: r for r in rows if r["layer"] == layer}
+            assert set(got) == set(A.METRICS)
+            want = A.alignment_metrics(counts[layer])
+            for metric, r in got.items():
+                assert r["n"] == REF_PAIRS and r["eval_lang"] == gold.lang
+                assert r["extra"]["skipped"] == {"empty": 0, "unk": 0, "too_long": 0}
+                assert r["extra"]["counts"] == dict(zip(("pred", "sure", "pred_sure", "pred_possible"),
+                                                        counts[layer].tolist())), (gold.lang, layer)
+                assert r["value"] == pytest.approx(want[metric], abs=1e-12), (gold.lang, layer, metric)
+
+
 def test_run_alignment_bad_input_counted_or_raised(tiny):
     enc, tok = tiny
     gold = SimpleNamespace(src=[["the", "cat"], [], ["\u2603\u2603"], ["a"]],
