@@ -388,10 +388,15 @@ def test_bf16_features_are_never_widened_whole_in_the_compiled_epoch(monkeypatch
         return orig(*a, **k)
 
     monkeypatch.setattr(probes, "_train_epoch", spy)
-    cfg = probes.ProbeConfig(batch_size=64, max_epochs=1, seeds=(0, 1))
+    cfg = probes.ProbeConfig(batch_size=64, max_epochs=1, seeds=(0, 1), eval_batch_size=128)
     fit_b = probes.fit_probes(x, y, 4, cfg=cfg, dev_x=x, dev_y=y)
     full_copy = r"= (f32|u32|s32|u16|bf16)\[3,1003,32\]\{[^}]*\} (fusion|convert|copy|bitcast-convert)\("
     assert texts and not any(re.search(full_copy, t) for t in texts)
+    # Nor in pieces (e.g. one f32[1,1003,32] per layer): no float buffer has the word axis (the
+    # dev set is read in chunks of 128; u32[S, 1003] are the per-seed shuffles' random bits).
+    widened = r"= f32\[[0-9,]*\b1003\b[0-9,]*\]"
+    assert not any(re.search(widened, t) for t in texts), [m.group(0) for t in texts
+                                                           for m in re.finditer(widened, t)][:5]
     # Same numbers as training on the float32 values of the same features.
     fit_f = probes.fit_probes(np.asarray(x.astype(jnp.float32)), y, 4, cfg=cfg, dev_x=x, dev_y=y)
     np.testing.assert_allclose(np.asarray(fit_b.params["w"]), np.asarray(fit_f.params["w"]), atol=1e-5)
