@@ -626,15 +626,14 @@ def _check_sweep_record(results_dir: Path, cfg_hash: str, cfg, writer: bool, *, 
     rec_path = results_dir / "sweep.json"
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
-        if rec.get("config_hash") != cfg_hash and not has_results:
-            log.warning("%s: replacing the record of config %s, which wrote no results",
-                        rec_path, rec.get("config_hash"))
-        elif rec.get("config_hash") != cfg_hash:
+        if rec.get("config_hash") == cfg_hash:
+            return rec
+        if has_results:
             raise ConfigError(
                 f"{results_dir} holds results of another config (hash {rec.get('config_hash')} vs "
                 f"{cfg_hash}); use a new results_dir, or restore the config recorded in {rec_path}")
-        else:
-            return rec
+        log.warning("%s: replacing the record of config %s, which wrote no results",
+                    rec_path, rec.get("config_hash"))
     rec = {"config_hash": cfg_hash, "config": json.loads(cfg.to_json_best_effort()), "checkpoints": {},
            "package_version": __version__}
     if writer:
@@ -648,21 +647,19 @@ def _write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
 
-def _load_checkpoint(ckpt: Checkpoint, cfg, first_real: Checkpoint | None) -> M.Encoder:
+def _load_checkpoint(ckpt: Checkpoint, cfg, arch: M.XLMRConfig | None) -> M.Encoder:
+    """The checkpoint's encoder; the random-init baseline (no path) gets `arch` (the series')."""
     from xlmr_dynamics.convert import load_encoder
 
-    dtype = cfg.checkpoints.dtype
-    heads = cfg.checkpoints.num_heads or None
     if ckpt.path is not None:
-        return load_encoder(ckpt.path, dtype=dtype, num_heads=heads)
-    ref = load_encoder(first_real.path, dtype=dtype, num_heads=heads)
-    params = M.init_params(ref.config, jax.random.key(cfg.checkpoints.random_init_seed))
-    return M.Encoder(ref.config, params, {"source": "random-init", "has_mlm_head": True})
+        return load_encoder(ckpt.path, dtype=cfg.checkpoints.dtype, num_heads=cfg.checkpoints.num_heads or None)
+    params = M.init_params(arch, jax.random.key(cfg.checkpoints.random_init_seed))
+    return M.Encoder(arch, params, {"source": "random-init", "has_mlm_head": True})
 
 
-def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure):
-    """(first checkpoint with weights that loads, its architecture); `on_failure(ckpt, error)` for
-    each one before it that does not (the sweep records it and skips it later).
+def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure) -> M.XLMRConfig:
+    """The architecture of the first checkpoint with weights that loads; `on_failure(ckpt, error)`
+    for each one before it that does not (the sweep records it and skips it later).
 
     Raises:
         ConfigError: no checkpoint loads.
@@ -674,9 +671,8 @@ def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure):
         if c.path is None:
             continue
         try:
-            return c, _load_checkpoint(c, cfg, c).config
+            return _load_checkpoint(c, cfg, None).config
         except (CheckpointError, OSError, ValueError) as e:
-            log.error("checkpoint %s failed to load: %s", c.name, e)
             on_failure(c, e)
             errors.append(f"{c.name}: {e}")
     raise ConfigError("no checkpoint could be loaded:\n  - " + "\n  - ".join(errors or ["none given"]))
@@ -726,11 +722,12 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
         unloadable: set[str] = set()
 
         def load_failed(c: Checkpoint, e: Exception) -> None:
+            log.error("checkpoint %s failed to load: %s", c.name, e)
             unloadable.add(c.name)
             if writer:
                 store.record_failure(c.name, "load", str(e), step=c.step)
 
-        first_real, arch = _first_loadable(ckpts, cfg, load_failed)
+        arch = _first_loadable(ckpts, cfg, load_failed)
         check_layers(cfg, arch.num_layers)
         has_results = bool(_from_process_0(np.array([bool(writer and store.done_units())]))[0])
         record = _check_sweep_record(results_dir, cfg_hash, cfg, writer, has_results=has_results)
@@ -775,10 +772,9 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                 total.update(len(todo))
                 continue
             try:
-                encoder = _load_checkpoint(ckpt, cfg, first_real)
+                encoder = _load_checkpoint(ckpt, cfg, arch)
                 ckpt_hash = params_hash(encoder)
             except (CheckpointError, OSError, ValueError) as e:
-                log.error("checkpoint %s failed to load: %s", ckpt.name, e)
                 load_failed(ckpt, e)
                 total.update(len(todo))
                 continue

@@ -293,18 +293,17 @@ def holdout_split(split, *, fraction: float, seed: int):
     """Splits `(feats, TaskData)` into (train, held-out) parts sharing the features: a seeded
     `fraction` of the examples (at least one) is held out, e.g. to select probes on when a language
     has only a dev split. Examples, not sentences, are drawn (the probes' features are frozen)."""
-    feats, data = split
-    if not isinstance(data, TaskData):
-        data = TaskData(np.asarray(data), *(np.asarray(a) for a in split[2:3]))
-    m = data.labels.shape[0]
+    feats, labels, pairs, rows = _unpack("holdout", split)
+    m = labels.shape[0]
     if m < 2:
         raise TaskInputError(f"cannot hold out {fraction:.0%} of {m} example(s)")
     held = np.zeros(m, bool)
     held[np.random.default_rng(seed).choice(m, max(1, round(fraction * m)), replace=False)] = True
-    rows = np.arange(m, dtype=np.int32) if data.rows is None and data.pairs is None else data.rows
+    if rows is None and pairs is None:
+        rows = np.arange(m, dtype=np.int32)
 
     def part(keep):
-        return feats, TaskData(data.labels[keep], None if data.pairs is None else data.pairs[keep],
+        return feats, TaskData(labels[keep], None if pairs is None else pairs[keep],
                                None if rows is None else rows[keep])
 
     return part(~held), part(held)
