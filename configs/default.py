@@ -36,6 +36,10 @@ def get_config():
 
     # Where data lives. Relative paths below are resolved against data_root.
     c.data_root = ""
+    # ud.dir / xnli.dir may name a TFDS source instead ("tfds:universal_dependencies" with
+    # ud.treebanks.LANG = its config, e.g. en_ewt; "tfds:xnli"), read from ArrayRecord files
+    # prepared under this TFDS data dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    c.tfds_data_dir = ""
 
     c.extract = ml_collections.ConfigDict()
     c.extract.word_pooling = "first"  # OPEN: first subword (default), "mean" or "last"
@@ -56,10 +60,10 @@ def get_config():
     c.extract.cache_dir = ""  # "" = no on-disk feature cache
 
     c.ud = ml_collections.ConfigDict()
-    c.ud.dir = "ud"  # a UD release tree (UD_*/*.conllu)
+    c.ud.dir = "ud"  # a UD release tree (UD_*/*.conllu), or a TFDS source (see tfds_data_dir)
     c.ud.langs = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "fi", "tr", "ko", "el", "bg", "ur")
     c.ud.cross_langs = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "fi", "tr", "ko", "el", "bg", "ur")
-    c.ud.treebanks = ml_collections.ConfigDict()  # lang -> treebank dir name; unset = registry default
+    c.ud.treebanks = ml_collections.ConfigDict()  # lang -> treebank dir (TFDS: config) name; unset = registry default
     c.ud.train_split = "train"
     c.ud.dev_split = "dev"
     c.ud.test_split = "test"

@@ -221,3 +221,48 @@ def test_latvian_tatoeba_code(shared_data):
     assert D.iso3("lv") == "lvs"
     f = D.find_text_file(shared_data / "text" / "tatoeba", "lv")
     assert f is not None and f.name == "tatoeba.lvs-eng.lvs"
+
+
+def test_tfds_ud_names_and_split_availability(tmp_path):
+    from xlmr_dynamics.data.tfds_ud import build_local_ud
+
+    assert D.tfds_ud_name("universal_dependencies", "en") == "universal_dependencies/en_ewt"
+    assert D.tfds_ud_name("universal_dependencies", "zh") == "universal_dependencies/zh_gsdsimp"
+    assert D.tfds_ud_name("universal_dependencies", "en", "en_gum") == "universal_dependencies/en_gum"
+    assert D.tfds_ud_name("universal_dependencies", "en", "local_ud/ud") == "local_ud/ud"
+    assert D.tfds_ud_name("local_ud/ud", "fr") == "local_ud/ud"
+    with pytest.raises(D.DataError, match="set ud.treebanks.xx"):
+        D.tfds_ud_name("universal_dependencies", "xx")
+
+    f = tmp_path / "x-ud-dev.conllu"
+    f.write_text("# sent_id = s1\n1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    build_local_ud({"dev": f}, tmp_path / "tfds")
+    src, dd = "tfds:local_ud/ud", tmp_path / "tfds"
+    assert D.ud_available(src, "en", "dev", data_dir=dd) and D.ud_available(src, "en", "validation", data_dir=dd)
+    assert not D.ud_available(src, "en", "train", data_dir=dd)
+    assert D.find_and_load_ud(src, "en", "train", data_dir=dd) is None
+    (s,) = D.find_and_load_ud(src, "en", "dev", data_dir=dd)
+    assert s.tokens == ["Hi"] and s.lang == "en"
+    with pytest.raises(D.DataError, match="not prepared under"):
+        D.ud_available(src, "en", "dev", data_dir=tmp_path / "elsewhere")
+    with pytest.raises(D.DataError, match="unknown TFDS dataset"):
+        D.xnli_available("tfds:no_such_dataset_xyz", "en", "test", data_dir=dd)
+
+
+def test_tfds_xnli_picks_the_language_and_names_a_missing_one():
+    import tensorflow_datasets as tfds
+
+    ex = {"premise": {"en": b"A man sleeps.", "fr": b"Un homme dort."},
+          "hypothesis": {"language": [b"en", b"fr"], "translation": [b"He rests.", b"Il se repose."]},
+          "label": 0}
+    with tfds.testing.mock_data(as_data_source_fn=lambda builder, split, **kw: [ex]):
+        (fr,) = D.load_xnli("tfds:xnli", "fr", "test")
+        assert (fr.premise, fr.hypothesis, fr.label) == ("Un homme dort.", "Il se repose.", 0)
+        with pytest.raises(D.DataError, match="example 0: no premise in 'de'"):
+            D.load_xnli("tfds:xnli", "de", "test")
+
+
+def test_tfds_stock_xnli_is_found_without_tensorflow(tmp_path):
+    """TFDS registers its legacy text datasets (xnli) only when their module is imported."""
+    with pytest.raises(D.DataError, match=r"tfds:xnli: not prepared under .*xnli"):
+        D.xnli_available("tfds:xnli", "fr", "test", data_dir=tmp_path)

@@ -417,3 +417,31 @@ def test_sweep_pos_rows_equal_an_unbatched_computation_from_public_pieces(series
         assert n == r["n"]
         # Same features up to float rounding; a borderline example may flip after training.
         assert abs(value - r["value"]) <= 2.0 / n, (r, value)
+
+
+def test_tfds_ud_source_gives_the_rows_of_the_conllu_files(series, tmp_path):
+    """ud.dir = a TFDS source (ArrayRecord prepared from the same CoNLL-U files) -> the same results."""
+    from xlmr_dynamics.data.tfds_ud import build_local_ud
+    from xlmr_dynamics.demo import demo_data_root
+
+    ewt = demo_data_root() / "ud" / "UD_English-EWT"
+    build_local_ud({sp: ewt / f"en_ewt-ud-{sp}.conllu" for sp in ("train", "dev", "test")}, tmp_path / "tfds")
+    base = ["tasks=('pos', 'arc_pred')", "ud.langs=('en',)", "ud.cross_langs=('en',)",
+            "checkpoints.random_init=False", "baselines.majority=False"]
+    run_sweep(sweep_config(series, tmp_path / "files", base), progress=False)
+    run_sweep(sweep_config(series, tmp_path / "tfds_r", base + [
+        "ud.dir=tfds:local_ud/ud", f"tfds_data_dir={tmp_path / 'tfds'}"]), progress=False)
+    cols = ["step", "task", "train_lang", "eval_lang", "layer", "seed", "metric", "n"]
+    a, b = (_table(tmp_path / r).sort_values(cols).reset_index(drop=True) for r in ("files", "tfds_r"))
+    assert len(a) == len(b) > 0 and set(a["task"]) == {"pos", "arc_pred"}
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    np.testing.assert_allclose(b["value"], a["value"], atol=1e-6)
+    assert (a["data_hash"] != b["data_hash"]).all()  # each names its own files
+
+    # Not prepared under the given TFDS dir; a TFDS source for a directory-only task.
+    with pytest.raises(ConfigError) as e:
+        run_sweep(sweep_config(series, tmp_path / "bad", base + [
+            "tasks=('pos', 'align')", "ud.dir=tfds:local_ud/ud", f"tfds_data_dir={tmp_path / 'none'}",
+            "align.dir=tfds:wpt"]), progress=False)
+    assert "tfds:local_ud/ud: not prepared under" in str(e.value)
+    assert "align.dir='tfds:wpt': TFDS sources are for UD and XNLI only" in str(e.value)

@@ -120,7 +120,8 @@ def _log_cuts(key: tuple, stats: dict, fields: tuple[str, ...]) -> None:
 def sweep_config_hash(cfg) -> str:
     """Hash of everything that changes results (not paths of outputs, report or process settings)."""
     d = cfg.to_dict()
-    for k in ("results_dir", "report", "distributed", "name"):
+    # tfds_data_dir: a location (added after data_root); the data's content is in each row's data_hash.
+    for k in ("results_dir", "report", "distributed", "name", "tfds_data_dir"):
         d.pop(k, None)
     d.get("extract", {}).pop("cache_dir", None)
     # Which checkpoints are swept is not a setting of the results: each step's weights are pinned
@@ -168,9 +169,29 @@ def plan_units(cfg) -> list[Unit]:
 # ------------------------------------------------------------------------------ data access ----
 
 
-def _resolve(cfg, rel: str) -> Path:
+def _resolve(cfg, rel: str) -> Path | str:
+    """A data path of the config, relative ones under `data_root`; `tfds:` sources unchanged."""
+    if rel.startswith("tfds:"):
+        return rel
     p = Path(rel)
     return p if p.is_absolute() or not cfg.data_root else Path(cfg.data_root) / p
+
+
+def _tfds_dir(cfg) -> Path | None:
+    """TFDS data dir of `tfds:` UD/XNLI sources (`tfds_data_dir`; "" = TFDS's default)."""
+    d = cfg.get("tfds_data_dir", "")
+    return _resolve(cfg, d) if d else None
+
+
+def _data_fingerprint(cfg, source: str) -> str:
+    """Names and sizes of the files behind a data source (a `tfds:` source: its dataset's
+    prepared files under the TFDS data dir)."""
+    if not source.startswith("tfds:"):
+        return _dir_fingerprint(_resolve(cfg, source))
+    import os
+
+    root = _tfds_dir(cfg) or Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
+    return _dir_fingerprint(Path(root) / source[len("tfds:"):].split("/")[0])
 
 
 class SweepData:
@@ -203,7 +224,8 @@ class SweepData:
             cfg = self.cfg
             tb = cfg.ud.treebanks.get(lang) if lang in cfg.ud.treebanks else None
             sents = self.D.find_and_load_ud(_resolve(cfg, cfg.ud.dir), lang, split, treebank=tb,
-                                            strict=cfg.ud.strict, strip_subtypes=cfg.ud.strip_subtypes)
+                                            strict=cfg.ud.strict, strip_subtypes=cfg.ud.strip_subtypes,
+                                            data_dir=_tfds_dir(cfg))
             if sents is not None:
                 cap = cfg.ud.max_train_sentences if split == cfg.ud.train_split else cfg.ud.max_eval_sentences
                 if cap:
@@ -220,7 +242,7 @@ class SweepData:
         key = ("xnli", lang, split)
         if key not in self._cache:
             cfg = self.cfg
-            exs = self.D.load_xnli(_resolve(cfg, cfg.xnli.dir), lang, split)
+            exs = self.D.load_xnli(_resolve(cfg, cfg.xnli.dir), lang, split, data_dir=_tfds_dir(cfg))
             cap = cfg.xnli.max_train if split == cfg.xnli.train_split else cfg.xnli.max_eval
             if cap:
                 exs = exs[:cap]
@@ -535,8 +557,12 @@ def validate_config(cfg) -> list[Checkpoint]:
                 problems.append(f"ud: unknown language code {lang!r}")
                 continue
             tb = cfg.ud.treebanks.get(lang) if lang in cfg.ud.treebanks else None
-            have = {sp: D.find_ud_file(root, lang, sp, treebank=tb) is not None
-                    for sp in (cfg.ud.train_split, cfg.ud.dev_split, cfg.ud.test_split)}
+            try:
+                have = {sp: D.ud_available(root, lang, sp, treebank=tb, data_dir=_tfds_dir(cfg))
+                        for sp in (cfg.ud.train_split, cfg.ud.dev_split, cfg.ud.test_split)}
+            except D.DataError as e:
+                problems.append(f"ud ({lang!r}): {e}")
+                continue
             if not have[cfg.ud.test_split]:
                 problems.append(f"ud: no {cfg.ud.test_split} split for {lang!r} under {root}")
             if lang in cfg.ud.langs and not have[cfg.ud.train_split] and not (cfg.ud.dev_as_train and have[cfg.ud.dev_split]):
@@ -546,8 +572,17 @@ def validate_config(cfg) -> list[Checkpoint]:
         root = _resolve(cfg, cfg.xnli.dir)
         for lang in sorted(set(cfg.xnli.langs) | set(cfg.xnli.cross_langs)):
             for sp in {cfg.xnli.train_split, cfg.xnli.eval_split}:
-                if not D.xnli_available(root, lang, sp):
-                    problems.append(f"xnli: no {sp} data for {lang!r} under {root}")
+                try:
+                    if not D.xnli_available(root, lang, sp, data_dir=_tfds_dir(cfg)):
+                        problems.append(f"xnli: no {sp} data for {lang!r} under {root}")
+                except D.DataError as e:
+                    problems.append(f"xnli: {e}")
+                    break
+    for task, key in (("align", "align.dir"), ("bpc", "bpc.dir")):
+        if task in tasks and D.is_tfds(cfg[task].dir):
+            problems.append(f"{key}={cfg[task].dir!r}: TFDS sources are for UD and XNLI only; "
+                            f"{task} reads a directory")
+            tasks = tasks - {task}
     if "align" in tasks:
         root = _resolve(cfg, cfg.align.dir)
         for xx in cfg.align.pairs:
@@ -738,7 +773,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
         def data_hash(task: str) -> str:
             sub = {"align": cfg.align.dir, "bpc": cfg.bpc.dir, "xnli": cfg.xnli.dir}.get(task, cfg.ud.dir)
             if sub not in data_hashes:
-                data_hashes[sub] = _dir_fingerprint(_resolve(cfg, sub))
+                data_hashes[sub] = _data_fingerprint(cfg, sub)
             return data_hashes[sub]
 
         def provenance(rows, ckpt: Checkpoint | None, ckpt_hash: str, task: str):

@@ -21,6 +21,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.dataset_builders.conll import conllu_dataset_builder as _conllu
 from tensorflow_datasets.core.dataset_builders.conll import conllu_dataset_builder_utils as _utils
 
+from xlmr_dynamics.data.tfds_source import open_split
 from xlmr_dynamics.data.ud import _DEPREL_ID, _UPOS_ID, DataError, Sentence, SentenceList, _is_int
 
 
@@ -64,31 +65,10 @@ def _text(x) -> str:
     return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
-_DEV_NAMES = ("dev", "validation")
-
-
-def _split_name(name: str, split: str, data_dir) -> str:
-    """`split`, or its dev/validation twin if the builder has only that one (per `builder.info.splits`)."""
-    if split not in _DEV_NAMES:
-        return split
-    try:
-        have = set(tfds.builder(name, data_dir=data_dir).info.splits.keys())
-    except Exception:  # unknown or unprepared dataset: data_source reports it below
-        return split
-    if split in have:
-        return split
-    return next((s for s in _DEV_NAMES if s in have), split)
-
-
 def load_tfds_ud(name: str, split: str, *, data_dir=None, strip_subtypes: bool = True, lang: str | None = None
                  ) -> SentenceList:
     """UD sentences from a TFDS dataset (ArrayRecord) via `tfds.data_source`."""
-    data_dir = None if data_dir is None else str(data_dir)
-    tsplit = _split_name(name, split, data_dir)
-    try:
-        source = tfds.data_source(name, split=tsplit, data_dir=data_dir)
-    except Exception as e:  # tfds raises many types for unknown names / unprepared data
-        raise DataError(f"tfds:{name}: cannot open split {tsplit!r} ({type(e).__name__}: {e})") from e
+    tsplit, source = open_split(name, split, data_dir)
     upos_names = _utils.UPOS
     out = SentenceList(source=f"tfds:{name}/{tsplit}")
     for k in range(len(source)):

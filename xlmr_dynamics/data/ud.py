@@ -1,6 +1,7 @@
 """Universal Dependencies: a validating CoNLL-U reader, treebank lookup, and TFDS sources.
 
-Owns: `Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_ud`, `find_ud_file`, `find_and_load_ud` (`DataError`
+Owns: `Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_ud`, `find_ud_file`, `find_and_load_ud`, `ud_available`,
+`tfds_ud_name` (`DataError`
 is defined in `lines.py` and re-exported here).
 
 Words are the integer-id lines: multiword-token ranges (`2-3`) and empty nodes (`4.1`) are dropped;
@@ -25,6 +26,7 @@ import numpy as np
 
 from xlmr_dynamics.data.languages import DEFAULT_TREEBANKS
 from xlmr_dynamics.data.lines import DataError, read_lines
+from xlmr_dynamics.data.tfds_source import is_tfds, tfds_name, tfds_split
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
              "PUNCT", "SCONJ", "SYM", "VERB", "X")
@@ -201,10 +203,10 @@ def load_ud(source, split: str | None = None, *, treebank: str | None = None, st
       strict: raise on the first malformed sentence (file:line); else skip and count in `.skipped`.
       strip_subtypes: `deprel_full` without subtypes (`nmod:poss` -> `nmod`).
     """
-    if isinstance(source, str) and source.startswith("tfds:"):
+    if is_tfds(source):
         from xlmr_dynamics.data.tfds_ud import load_tfds_ud
 
-        return load_tfds_ud(source[5:], split or "train", data_dir=data_dir, strip_subtypes=strip_subtypes,
+        return load_tfds_ud(tfds_name(source), split or "train", data_dir=data_dir, strip_subtypes=strip_subtypes,
                             lang=lang)
     path = Path(source)
     if treebank:
@@ -221,9 +223,49 @@ def load_ud(source, split: str | None = None, *, treebank: str | None = None, st
     return read_conllu(path, strict=strict, strip_subtypes=strip_subtypes, lang=lang)
 
 
+def tfds_ud_name(base: str, lang: str, treebank: str | None = None) -> str:
+    """The TFDS dataset holding `lang`'s treebank under the TFDS UD source `tfds:<base>`.
+
+    `treebank` (`ud.treebanks[lang]`) is a config of `base` (`en_gum` -> `<base>/en_gum`) or a whole
+    name with a "/" (`local_ud/ud`). Without it: `base` itself if it names a config already, else the
+    registry default treebank's config as the stock `universal_dependencies` names it
+    (`UD_English-EWT` -> `<base>/en_ewt`).
+    """
+    if treebank:
+        return treebank if "/" in treebank else f"{base}/{treebank}"
+    if "/" in base:
+        return base
+    tb = DEFAULT_TREEBANKS.get(lang)
+    if tb is None:
+        raise DataError(f"tfds:{base}: no default treebank for {lang!r}; set ud.treebanks.{lang} "
+                        f"to a config of {base}")
+    return f"{base}/{lang}_{tb.split('-', 1)[1].lower()}"
+
+
+def ud_available(root, lang: str, split: str, *, treebank: str | None = None, data_dir=None) -> bool:
+    """Whether `find_and_load_ud(root, lang, split, ...)` finds the split (same lookup).
+
+    Raises:
+        DataError: a `tfds:` root whose dataset is unknown or not prepared.
+    """
+    if is_tfds(root):
+        return tfds_split(tfds_ud_name(tfds_name(root), lang, treebank), split, data_dir) is not None
+    return find_ud_file(root, lang, split, treebank=treebank) is not None
+
+
 def find_and_load_ud(root, lang: str, split: str, *, treebank: str | None = None, strict: bool = True,
-                     strip_subtypes: bool = True) -> SentenceList | None:
-    """`load_ud` of `find_ud_file(root, lang, split)`, or None if that split does not exist."""
+                     strip_subtypes: bool = True, data_dir=None) -> SentenceList | None:
+    """`lang`'s sentences of `split`, or None if that split does not exist.
+
+    `root` is a UD release tree (`find_ud_file`) or a TFDS UD source `tfds:<name>` (`tfds_ud_name`,
+    read from `data_dir`).
+    """
+    if is_tfds(root):
+        name = tfds_ud_name(tfds_name(root), lang, treebank)
+        tsplit = tfds_split(name, split, data_dir)
+        if tsplit is None:
+            return None
+        return load_ud(f"tfds:{name}", tsplit, data_dir=data_dir, strip_subtypes=strip_subtypes, lang=lang)
     f = find_ud_file(root, lang, split, treebank=treebank)
     if f is None:
         return None

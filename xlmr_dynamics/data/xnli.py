@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from xlmr_dynamics.data.lines import DataError, read_lines
+from xlmr_dynamics.data.tfds_source import is_tfds, open_split, tfds_name, tfds_split
 
 XNLI_LABELS = ("entailment", "neutral", "contradiction")
 _LABEL_ID = {"entailment": 0, "neutral": 1, "contradiction": 2, "contradictory": 2}
@@ -112,17 +113,18 @@ def _find_xnli(source, lang: str, split: str) -> tuple[Path, str | None, bool] |
     return None
 
 
-def xnli_available(source, lang: str, split: str) -> bool:
-    """Whether `load_xnli(source, lang, split)` finds a file (same lookup; TFDS names: False)."""
-    if isinstance(source, str) and source.startswith("tfds:"):
-        return False
+def xnli_available(source, lang: str, split: str, *, data_dir=None) -> bool:
+    """Whether `load_xnli(source, lang, split)` finds a file (same lookup; a TFDS source: whether
+    its prepared dataset has the split; raises `DataError` if it is unknown or not prepared)."""
+    if is_tfds(source):
+        return tfds_split(tfds_name(source), split, data_dir) is not None
     return _find_xnli(source, lang, split) is not None
 
 
 def load_xnli(source, lang: str, split: str, *, data_dir: str | None = None) -> list[NLIExample]:
     """Examples of one language and split (see the module docstring for the layouts)."""
-    if isinstance(source, str) and source.startswith("tfds:"):
-        return _load_tfds(source[5:], lang, split, data_dir)
+    if is_tfds(source):
+        return _load_tfds(tfds_name(source), lang, split, data_dir)
     found = _find_xnli(source, lang, split)
     if found is None:
         raise DataError(f"{source}: no XNLI data for lang={lang!r} split={split!r} "
@@ -132,17 +134,19 @@ def load_xnli(source, lang: str, split: str, *, data_dir: str | None = None) -> 
 
 
 def _load_tfds(name: str, lang: str, split: str, data_dir) -> list[NLIExample]:
-    import tensorflow_datasets as tfds
-
-    tsplit = {"dev": "validation"}.get(split, split)
-    ds = tfds.data_source(name, split=tsplit, data_dir=data_dir)
+    tsplit, ds = open_split(name, split, data_dir)
     out = []
-    for ex in ds:
+    for k, ex in enumerate(ds):
         prem = ex["premise"]
         hyp = ex["hypothesis"]
+        if isinstance(prem, dict) and lang not in prem:
+            raise DataError(f"tfds:{name}/{tsplit} example {k}: no premise in {lang!r} "
+                            f"(has {sorted(prem)})")
         p = prem[lang] if isinstance(prem, dict) else prem
         if isinstance(hyp, dict) and "language" in hyp:
             langs = [x.decode() if isinstance(x, bytes) else x for x in hyp["language"]]
+            if lang not in langs:
+                raise DataError(f"tfds:{name}/{tsplit} example {k}: no hypothesis in {lang!r}")
             h = hyp["translation"][langs.index(lang)]
         else:
             h = hyp
