@@ -233,6 +233,10 @@ def test_tfds_ud_names_and_split_availability(tmp_path):
     assert D.tfds_ud_name("local_ud/ud", "fr") == "local_ud/ud"
     with pytest.raises(D.DataError, match="set ud.treebanks.xx"):
         D.tfds_ud_name("universal_dependencies", "xx")
+    import tensorflow_datasets as tfds
+
+    stock = {c.name for c in tfds.builder_cls("universal_dependencies").BUILDER_CONFIGS}
+    assert {D.tfds_ud_name("universal_dependencies", lang).split("/")[1] for lang in D.DEFAULT_TREEBANKS} <= stock
 
     f = tmp_path / "x-ud-dev.conllu"
     f.write_text("# sent_id = s1\n1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
