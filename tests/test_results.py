@@ -339,3 +339,27 @@ def test_lock_free_reads_during_appends_and_compaction(tmp_path):
     assert proc.returncode == 0
     assert seen == sorted(seen)  # monotone: a compaction never hides rows from a reader
     assert len(R.read_results(tmp_path)) == 40 * 12
+
+
+def test_a_part_or_compact_file_of_another_schema_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with R.ResultsStore(tmp_path) as store:
+        store.append("u1", _rows(5000, "pos", "en"))
+        store.append("u2", _rows(5000, "pos", "de"))
+    part = sorted((tmp_path / R.PARTS_DIR).glob("*.parquet"))[1]
+    t = pq.read_table(part)
+    old = t.drop_columns(["data_hash"]).replace_schema_metadata(t.schema.metadata)  # an older writer
+    pq.write_table(old, part)
+    with pytest.raises(R.ResultsError, match=rf"{part.name}: its columns .* do not match the results schema"):
+        R.read_results(tmp_path)
+    pq.write_table(t, part)  # restored: reads again; a compact file of another schema is named too
+    with R.ResultsStore(tmp_path) as store:
+        store.compact()
+    compact = tmp_path / R.COMPACT_FILE
+    t = pq.read_table(compact)
+    bad = t.set_column(t.schema.get_field_index("step"), "step", pa.array(["x"] * len(t)))
+    pq.write_table(bad.replace_schema_metadata(t.schema.metadata), compact)
+    with pytest.raises(R.ResultsError, match=rf"{R.COMPACT_FILE}: its columns"):
+        R.read_results(tmp_path)

@@ -181,6 +181,15 @@ def _read_parquet(path: Path, *, schema_only: bool = False):
         return pq.read_schema(fh) if schema_only else pq.read_table(fh)
 
 
+def _conform(t: pa.Table, path: Path) -> pa.Table:
+    """`t` in `SCHEMA` (metadata dropped), or a ResultsError naming the file and its columns."""
+    try:
+        return t.replace_schema_metadata(None).cast(SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        raise ResultsError(f"{path}: its columns {t.schema.names} / types do not match the results "
+                           f"schema {SCHEMA.names} ({e})") from None
+
+
 def _read_compact(results_dir: Path, *, keys_only: bool = False) -> tuple[pa.Table | None, set[str]]:
     path = results_dir / COMPACT_FILE
     if not path.exists():
@@ -197,7 +206,7 @@ def _read_compact(results_dir: Path, *, keys_only: bool = False) -> tuple[pa.Tab
         raise ResultsError(f"{path}: cannot read ({e})") from e
     if _META_UNITS not in meta:
         raise ResultsError(f"{path}: no unit list in its metadata (not written by ResultsStore)")
-    return t, set(json.loads(meta[_META_UNITS]))
+    return (None if t is None else _conform(t, path)), set(json.loads(meta[_META_UNITS]))
 
 
 def _part_paths(results_dir: Path) -> list[Path]:
@@ -220,7 +229,7 @@ def _read_part(path: Path, *, keys_only: bool = False) -> tuple[str, pa.Table | 
         raise ResultsError(f"{path}: cannot read ({e})") from e
     if _META_UNIT not in meta:
         raise ResultsError(f"{path}: no unit key in its metadata (not written by ResultsStore)")
-    return meta[_META_UNIT].decode("utf-8"), t
+    return meta[_META_UNIT].decode("utf-8"), (None if t is None else _conform(t, path))
 
 
 def _collect(results_dir: Path, *, keys_only: bool = False) -> tuple[list[pa.Table], set[str]]:
@@ -249,7 +258,7 @@ def _collect(results_dir: Path, *, keys_only: bool = False) -> tuple[list[pa.Tab
 
 def _to_frame(tables: list[pa.Table]) -> pd.DataFrame:
     if tables:
-        t = pa.concat_tables([t.replace_schema_metadata(None).cast(SCHEMA) for t in tables])
+        t = pa.concat_tables(tables)  # each already in SCHEMA (`_conform`)
     else:
         t = SCHEMA.empty_table()
     df = t.to_pandas()
