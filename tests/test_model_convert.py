@@ -212,6 +212,21 @@ def test_encoder_methods_reject_inputs_the_tables_cannot_index_and_keep_params_o
     assert isinstance(jax.tree.leaves(enc.params)[0], np.ndarray)
     on = enc.device_params()
     assert enc.device_params() is on and all(isinstance(a, jax.Array) for a in jax.tree.leaves(on))
+    # Replicated over a mesh (feature extraction), also once per mesh.
+    from xlmr_dynamics import sharding as S
+
+    placed = enc.device_params(S.make_mesh())
+    assert enc.device_params(S.make_mesh()) is placed and placed is not on
+    assert all(a.sharding.is_fully_replicated and a.sharding.mesh == S.make_mesh()
+               for a in jax.tree.leaves(placed))
+    moved = enc.placed(S.make_mesh())  # what a sweep holds: the same arrays, no second copy
+    same = lambda tree: all(a is b for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(placed)))  # noqa: E731
+    assert moved.params is placed and same(moved.device_params(S.make_mesh()))
+    # On one device for the single-device paths (alignment, BPC): a local replica, not a copy.
+    local = jax.tree.leaves(moved.device_params())
+    assert all(len(a.devices()) == 1 and a.unsafe_buffer_pointer() == b.addressable_data(0).unsafe_buffer_pointer()
+               for a, b in zip(local, jax.tree.leaves(placed)))
+    np.testing.assert_array_equal(moved.hidden_states(ok * 5, ok), enc.hidden_states(ok * 5, ok))
 
 
 def test_converted_dir_with_a_bad_config_is_named(hf_dir, tmp_path):

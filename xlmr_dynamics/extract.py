@@ -137,7 +137,7 @@ def extract_features(
         raise ValueError(f"layers must be hidden-state indices in [0, {cfg.num_layers}] "
                          f"(0 = embeddings), got {keep.tolist()}")
     keep_static = None if layers is None else tuple(int(i) for i in keep)
-    params = S.put_replicated(encoder.params, mesh)
+    params = encoder.device_params(mesh)  # put on the mesh once per encoder and mesh
     shape = (len(keep), num_items, cfg.hidden_size)
     if on_device:
         out = _zeros_on(jax.local_devices()[0], shape, jnp.uint16 if out_dtype == "bfloat16" else jnp.float32)

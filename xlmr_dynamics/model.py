@@ -322,18 +322,29 @@ class Encoder:
         self.config = config
         self.params = params
         self.metadata = dict(metadata or {})
-        self._on_device = None
+        self._placed: dict = {}  # mesh (None: default device) -> params put there
 
     @property
     def num_layers(self) -> int:
         return self.config.num_layers
 
-    def device_params(self) -> Params:
-        """`params` on the default device, put there once (loaders return numpy arrays, which a
-        jitted call would otherwise copy to the device on every call)."""
-        if self._on_device is None:
-            self._on_device = jax.device_put(self.params)
-        return self._on_device
+    def device_params(self, mesh: jax.sharding.Mesh | None = None) -> Params:
+        """`params` on one device (the default one, or for params already replicated over
+        devices the first local one), or replicated over `mesh`, put there once per mesh (loaders
+        return numpy arrays, which a jitted call would otherwise copy on every call)."""
+        if mesh not in self._placed:
+            if mesh is None:  # params replicated over devices (`placed`): one local copy, no new one
+                one = lambda a: a.addressable_data(0) if isinstance(a, jax.Array) and len(a.devices()) > 1 else a  # noqa: E731
+                self._placed[None] = jax.device_put(jax.tree.map(one, self.params))
+            else:
+                where = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+                self._placed[mesh] = jax.device_put(self.params, where)
+        return self._placed[mesh]
+
+    def placed(self, mesh: jax.sharding.Mesh) -> "Encoder":
+        """This model with its params replicated over `mesh` (no host copy kept): what a sweep
+        holds per checkpoint, so extraction, alignment and BPC reuse one device copy."""
+        return Encoder(self.config, self.device_params(mesh), self.metadata)
 
     def _check_inputs(self, input_ids, attention_mask) -> None:
         """Shapes, length and (outside a trace) id range: out-of-range positions or ids would be

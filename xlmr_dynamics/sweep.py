@@ -809,6 +809,7 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             try:
                 encoder = _load_checkpoint(ckpt, cfg, arch)
                 ckpt_hash = params_hash(encoder)
+                encoder = encoder.placed(mesh)  # one device copy for all units; host copy dropped
             except (CheckpointError, OSError, ValueError) as e:
                 load_failed(ckpt, e)
                 total.update(len(todo))
