@@ -310,6 +310,12 @@ def mlm_logits(params: Params, input_ids, attention_mask, *, cfg: XLMRConfig):
     return forward(params, input_ids, attention_mask, cfg=cfg)[0]
 
 
+def _one_replica(a):
+    """A jax array on several devices (replicated params, see `Encoder.placed`) -> its first local
+    replica, without copying; anything else unchanged."""
+    return a.addressable_data(0) if isinstance(a, jax.Array) and len(a.devices()) > 1 else a
+
+
 class Encoder:
     """A loaded model: `config`, `params` and jitted `hidden_states` / `mlm_logits` methods.
 
@@ -333,9 +339,8 @@ class Encoder:
         devices the first local one), or replicated over `mesh`, put there once per mesh (loaders
         return numpy arrays, which a jitted call would otherwise copy on every call)."""
         if mesh not in self._placed:
-            if mesh is None:  # params replicated over devices (`placed`): one local copy, no new one
-                one = lambda a: a.addressable_data(0) if isinstance(a, jax.Array) and len(a.devices()) > 1 else a  # noqa: E731
-                self._placed[None] = jax.device_put(jax.tree.map(one, self.params))
+            if mesh is None:
+                self._placed[None] = jax.device_put(jax.tree.map(_one_replica, self.params))
             else:
                 where = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
                 self._placed[mesh] = jax.device_put(self.params, where)

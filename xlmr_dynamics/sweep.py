@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -40,6 +41,7 @@ from xlmr_dynamics import __version__
 from xlmr_dynamics import model as M
 from xlmr_dynamics import sharding as S
 from xlmr_dynamics.config import ConfigError
+from xlmr_dynamics.data.tfds_source import is_tfds, tfds_name
 
 log = logging.getLogger("xlmr_dynamics.sweep")
 
@@ -171,7 +173,7 @@ def plan_units(cfg) -> list[Unit]:
 
 def _resolve(cfg, rel: str) -> Path | str:
     """A data path of the config, relative ones under `data_root`; `tfds:` sources unchanged."""
-    if rel.startswith("tfds:"):
+    if is_tfds(rel):
         return rel
     p = Path(rel)
     return p if p.is_absolute() or not cfg.data_root else Path(cfg.data_root) / p
@@ -186,12 +188,10 @@ def _tfds_dir(cfg) -> Path | None:
 def _data_fingerprint(cfg, source: str) -> str:
     """Names and sizes of the files behind a data source (a `tfds:` source: its dataset's
     prepared files under the TFDS data dir)."""
-    if not source.startswith("tfds:"):
+    if not is_tfds(source):
         return _dir_fingerprint(_resolve(cfg, source))
-    import os
-
     root = _tfds_dir(cfg) or Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
-    return _dir_fingerprint(Path(root) / source[len("tfds:"):].split("/")[0])
+    return _dir_fingerprint(Path(root) / tfds_name(source).split("/")[0])
 
 
 class SweepData:
@@ -579,7 +579,7 @@ def validate_config(cfg) -> list[Checkpoint]:
                     problems.append(f"xnli: {e}")
                     break
     for task, key in (("align", "align.dir"), ("bpc", "bpc.dir")):
-        if task in tasks and D.is_tfds(cfg[task].dir):
+        if task in tasks and is_tfds(cfg[task].dir):
             problems.append(f"{key}={cfg[task].dir!r}: TFDS sources are for UD and XNLI only; "
                             f"{task} reads a directory")
             tasks = tasks - {task}

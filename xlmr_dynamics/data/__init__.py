@@ -1,8 +1,8 @@
 """Data layer: UD, XNLI, alignment gold and raw text, subword span maps, fixed-shape batches.
 
 Knows nothing of JAX models: it yields numpy arrays and span maps (see `encode` and `batching`).
-Public API: `load_ud`, `find_ud_file`, `find_and_load_ud`, `ud_available`, `tfds_ud_name`, `is_tfds`, `Sentence`, `UPOS_TAGS`, `DEPRELS`,
-`load_xnli`, `xnli_available`, `NLIExample`, `XNLI_LABELS`, `load_alignment`, `AlignmentSet`,
+Public API: `load_ud`, `find_ud_file`, `find_and_load_ud`, `ud_available`, `tfds_ud_name`, `is_tfds`,
+`Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_xnli`, `xnli_available`, `NLIExample`, `XNLI_LABELS`, `load_alignment`, `AlignmentSet`,
 `load_text`, `find_text_file`, `encode_words`, `encode_pairs`, `Segment`, `EncodedWords`,
 `make_batches`, `BatchPlan`, the language registry and `DataError`.
 """

@@ -1,6 +1,6 @@
 """TFDS sources: which splits a prepared dataset has (dev/validation are one split).
 
-Owns: `is_tfds`, `tfds_name`, `tfds_split`. A source string `tfds:<name>[/<config>]` names a TFDS
+Owns: `is_tfds`, `tfds_name`, `tfds_split`, `open_split`. A source string `tfds:<name>[/<config>]` names a TFDS
 dataset read with `tfds.data_source` from ArrayRecord files (no TensorFlow); `data_dir` is TFDS's
 (None: its default, `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
 """
@@ -74,7 +74,6 @@ def open_split(name: str, split: str, data_dir=None):
         tsplit = tfds_split(name, split, data_dir) or split
     except DataError:  # unknown or unprepared: data_source below says so with the split name
         tsplit = split
-    _register(name)
     try:
         return tsplit, tfds.data_source(name, split=tsplit, data_dir=data_dir)
     except Exception as e:  # tfds raises many types for unknown names / unprepared data

@@ -1,8 +1,7 @@
 """Universal Dependencies: a validating CoNLL-U reader, treebank lookup, and TFDS sources.
 
 Owns: `Sentence`, `UPOS_TAGS`, `DEPRELS`, `load_ud`, `find_ud_file`, `find_and_load_ud`, `ud_available`,
-`tfds_ud_name` (`DataError`
-is defined in `lines.py` and re-exported here).
+`tfds_ud_name` (`DataError` is defined in `lines.py` and re-exported here).
 
 Words are the integer-id lines: multiword-token ranges (`2-3`) and empty nodes (`4.1`) are dropped;
 heads refer to integer ids, so they stay consistent. Validation (strict: raise `DataError` naming
