@@ -445,3 +445,20 @@ def test_tfds_ud_source_gives_the_rows_of_the_conllu_files(series, tmp_path):
             "align.dir=tfds:wpt"]), progress=False)
     assert "tfds:local_ud/ud: not prepared under" in str(e.value)
     assert "align.dir='tfds:wpt': TFDS sources are for UD and XNLI only" in str(e.value)
+
+
+def test_each_checkpoint_is_loaded_once_per_run(series, tmp_path, monkeypatch):
+    """The first checkpoint, loaded at start-up for the series' architecture, is reused when it is
+    the first one swept (no random-init units before it), not loaded again."""
+    from xlmr_dynamics import sweep as SW
+
+    loads = []
+    real = SW._load_checkpoint
+    monkeypatch.setattr(SW, "_load_checkpoint", lambda c, cfg, arch: loads.append(c.name) or real(c, cfg, arch))
+    base = ["tasks=('bpc',)", "bpc.langs=('en',)", "baselines.majority=False"]
+    run_sweep(sweep_config(series, tmp_path / "r", base + ["checkpoints.random_init=False"]), progress=False)
+    assert loads == ["checkpoint_1k", "checkpoint_20k", "checkpoint_300k"]
+    loads.clear()  # with random-init first, the kept encoder is dropped before random-init is built
+    run_sweep(sweep_config(series, tmp_path / "r2", base), progress=False)
+    assert loads == ["checkpoint_1k", "random-init", "checkpoint_1k", "checkpoint_20k", "checkpoint_300k"]
+    assert set(read_results(tmp_path / "r2")["step"]) == {0, 1000, 20000, 300000}

@@ -692,9 +692,10 @@ def _load_checkpoint(ckpt: Checkpoint, cfg, arch: M.XLMRConfig | None) -> M.Enco
     return M.Encoder(arch, params, {"source": "random-init", "has_mlm_head": True})
 
 
-def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure) -> M.XLMRConfig:
-    """The architecture of the first checkpoint with weights that loads; `on_failure(ckpt, error)`
-    for each one before it that does not (the sweep records it and skips it later).
+def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure) -> tuple[str, M.Encoder]:
+    """(name, encoder) of the first checkpoint with weights that loads (the series' architecture);
+    `on_failure(ckpt, error)` for each one before it that does not (the sweep records it and skips
+    it later).
 
     Raises:
         ConfigError: no checkpoint loads.
@@ -706,7 +707,7 @@ def _first_loadable(ckpts: list[Checkpoint], cfg, on_failure) -> M.XLMRConfig:
         if c.path is None:
             continue
         try:
-            return _load_checkpoint(c, cfg, None).config
+            return c.name, _load_checkpoint(c, cfg, None)
         except (CheckpointError, OSError, ValueError) as e:
             on_failure(c, e)
             errors.append(f"{c.name}: {e}")
@@ -762,7 +763,10 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
             if writer:
                 store.record_failure(c.name, "load", str(e), step=c.step)
 
-        arch = _first_loadable(ckpts, cfg, load_failed)
+        # Kept until the sweep's first load: reused if that is this checkpoint (no random-init
+        # units to run first), else dropped before the other one is loaded.
+        first_name, first_encoder = _first_loadable(ckpts, cfg, load_failed)
+        arch = first_encoder.config
         check_layers(cfg, arch.num_layers)
         has_results = bool(_from_process_0(np.array([bool(writer and store.done_units())]))[0])
         record = _check_sweep_record(results_dir, cfg_hash, cfg, writer, has_results=has_results)
@@ -807,7 +811,10 @@ def run_sweep(cfg, *, progress: bool = True) -> Path:
                 total.update(len(todo))
                 continue
             try:
-                encoder = _load_checkpoint(ckpt, cfg, arch)
+                reuse = first_encoder if ckpt.name == first_name else None
+                first_encoder = None  # dropped before any other checkpoint is loaded
+                encoder = reuse if reuse is not None else _load_checkpoint(ckpt, cfg, arch)
+                del reuse
                 ckpt_hash = params_hash(encoder)
                 encoder = encoder.placed(mesh)  # one device copy for all units; host copy dropped
             except (CheckpointError, OSError, ValueError) as e:
