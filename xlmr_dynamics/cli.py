@@ -32,7 +32,7 @@ USER_ERRORS = {
     "xlmr_dynamics.bpc": ("BPCError",),
     "xlmr_dynamics.config": ("ConfigError",),
     "xlmr_dynamics.convert": ("CheckpointError",),
-    "xlmr_dynamics.data.ud": ("DataError",),
+    "xlmr_dynamics.data.lines": ("DataError",),
     "xlmr_dynamics.demo_data": ("DemoDataError",),
     "xlmr_dynamics.pretrain": ("PretrainError",),
     "xlmr_dynamics.report": ("ReportError",),

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from xlmr_dynamics import sharding as S
+
 Params = Any
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -342,8 +344,7 @@ class Encoder:
             if mesh is None:
                 self._placed[None] = jax.device_put(jax.tree.map(_one_replica, self.params))
             else:
-                where = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-                self._placed[mesh] = jax.device_put(self.params, where)
+                self._placed[mesh] = S.put_replicated(self.params, mesh)
         return self._placed[mesh]
 
     def placed(self, mesh: jax.sharding.Mesh) -> "Encoder":

@@ -748,13 +748,18 @@ def _train_epoch(state, epoch, seed_keys, x, idx, y, train_ids, mean, scale, dev
 # ----------------------------------------------------------------------------- public API
 
 
+def _require_dev_examples(m: int) -> None:
+    """A dev set (model selection for SGD probes, the l2 choice for ridge) must hold examples."""
+    if m == 0:
+        raise ValueError("the dev set has no examples (dev_y is empty); pass a non-empty dev set or none")
+
+
 def _dev_index(shape, y_dev, pairs, rows, num_classes, chunk):
     """Dev examples: (index int `[M, K]`, the index padded to whole chunks `[T, chunk, K]`, labels
     `[T*chunk]` with -1 = padding)."""
     idx = _example_index(shape[1], rows, pairs, "dev")
     y = _check_labels(y_dev, idx.shape[0], num_classes, "dev_y")
-    if idx.shape[0] == 0:
-        raise ValueError("the dev set has no examples (dev_y is empty); pass a non-empty dev set or none")
+    _require_dev_examples(idx.shape[0])
     chunk = int(min(chunk, max(1, idx.shape[0])))
     idx_p, m = _pad_index(idx, chunk)
     y_p = np.full((idx_p.shape[0],), -1, np.int32)
@@ -1134,8 +1139,7 @@ def fit_ridge(
         dev_y = np.asarray(dev_y)
         pred = predict_probes(fit_k, dev_x, dev_pairs, rows=dev_rows, batch_size=cfg.eval_batch_size,
                               name="dev_x")
-        if pred.shape[-1] == 0:
-            raise ValueError("the dev set has no examples (dev_y is empty); pass a non-empty dev set or none")
+        _require_dev_examples(pred.shape[-1])
         grid_acc = evaluate(pred, _check_labels(dev_y, pred.shape[-1], num_classes, "dev_y"),
                             num_classes)["accuracy"]
     # Ties go to the strongest regularisation (largest l2).
